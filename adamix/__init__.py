@@ -1,1 +1,52 @@
-"""AdaMix: Mixture-of-Adaptations for parameter-efficient tuning of any Hugging Face transformer."""
+"""AdaMix: Mixture-of-Adaptations for parameter-efficient tuning of any Hugging Face transformer.
+
+Example:
+    >>> from transformers import AutoModelForSequenceClassification
+    >>> import adamix
+    >>> model = AutoModelForSequenceClassification.from_pretrained("roberta-large", num_labels=2)  # doctest: +SKIP
+    >>> model = adamix.get_adamix_model(model, adamix.AdaMixConfig(method="adapter", num_experts=4, bottleneck=16))
+    >>> # train: out = adamix.adamix_loss(model, inputs, labels); out.loss.backward()        # doctest: +SKIP
+    >>> adamix.merge_experts(model)                                                           # doctest: +SKIP
+    >>> adamix.save_adamix(model, "my-artifact")                                              # doctest: +SKIP
+"""
+
+from .config import CONFIG_NAME, WEIGHTS_NAME, AdaMixConfig
+from .consistency import AdaMixLoss, adamix_loss, consistency_loss, route_groups, two_view_logits
+from .layers import AdaMixAdapterLayer, AdaMixLayer, AdaMixLoRALayer, ExpertLinear
+from .model import (
+    count_parameters,
+    get_adamix_model,
+    iter_adamix_layers,
+    merge_and_unload,
+    merge_experts,
+    set_inference_mode,
+    unload,
+)
+from .serialization import load_adamix, read_adamix_config, save_adamix
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "AdaMixAdapterLayer",
+    "AdaMixConfig",
+    "AdaMixLayer",
+    "AdaMixLoRALayer",
+    "AdaMixLoss",
+    "ExpertLinear",
+    "adamix_loss",
+    "consistency_loss",
+    "count_parameters",
+    "get_adamix_model",
+    "iter_adamix_layers",
+    "load_adamix",
+    "merge_and_unload",
+    "merge_experts",
+    "read_adamix_config",
+    "route_groups",
+    "save_adamix",
+    "set_inference_mode",
+    "two_view_logits",
+    "unload",
+]

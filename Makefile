@@ -20,7 +20,14 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 export PROFILE
 
-.PHONY: install test test-slow lint format reproduce flow serve ui bench clean
+# Stages call `python` and `dvc` from the venv.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# One MLflow parent run per `make reproduce` / `make flow` invocation.
+RUN_KEY := $(shell date +%Y%m%d-%H%M%S)
+PREFECT_PORT ?= 4200
+MLFLOW_PORT ?= 5000
+
+.PHONY: install test test-slow lint format reproduce params flow serve ui bench clean
 
 install: $(STAMP)
 
@@ -46,6 +53,28 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(PY) -m ruff format adamix flows tests benchmarks
 	$(PY) -m ruff check --fix adamix flows tests benchmarks
+
+# params.yaml with the profile merged over it; rewritten only when it changes (DVC reruns what changed).
+params: $(STAMP)
+	$(PY) -m flows.params resolve --out params.resolved.yaml
+
+reproduce: params
+	ADAMIX_PIPELINE_RUN=reproduce-$(RUN_KEY) dvc repro
+	@echo "Tables and plots: reports/  |  runs: make ui"
+
+flow: params
+	ADAMIX_PIPELINE_RUN=flow-$(RUN_KEY) $(PY) -m flows.pipeline run
+	dvc status
+
+# A local Prefect server and the flow served on the cron schedule of params `flow.cron` (Ctrl-C stops both).
+serve: params
+	@bash scripts/serve.sh $(PREFECT_PORT)
+
+ui: $(STAMP)
+	$(VENV)/bin/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
 
 clean:
 	rm -rf data runs merged results params.resolved.yaml .pytest_cache

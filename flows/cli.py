@@ -1,0 +1,41 @@
+"""Shared command-line plumbing of the stage scripts: params loading and one clear error per bad input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from . import paths
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input (config, data, paths, checkpoints): reported in one line, exit code 2."""
+    from .data import DataError
+    from .modeling import ModelError
+    from .params import ParamsError
+
+    return (ParamsError, DataError, ModelError, FileNotFoundError)
+
+
+def run_stage(
+    parser: argparse.ArgumentParser, argv: list[str] | None, stage: Callable[[dict, Any], Any]
+) -> int:
+    """Parse `--params/--profile`, load and validate params, run `stage(params, args)`; exit 2 on bad input."""
+    from .params import load_params
+
+    parser.add_argument(
+        "--params",
+        default=str(paths.ROOT / paths.RESOLVED_PARAMS),
+        help="params file (default: the resolved params.resolved.yaml that `make` writes)",
+    )
+    parser.add_argument("--profile", default=None, help="profile merged over the params file")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params, profile=args.profile or "")
+        stage(params, args)
+    except _user_errors() as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,286 @@
+"""Tests for flows.params: params.yaml and profiles, validation messages, per-method params, the resolved file."""
+
+from __future__ import annotations
+
+import copy
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows import params as P
+from flows.params import DEFAULTS, ParamsError, deep_merge, load_params, resolve_to_file, run_params, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILTIN = ["imdb", "mnli", "rotten_tomatoes", "sst2"]
+
+
+@pytest.fixture(autouse=True)
+def fake_data_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """flows.data stand-in: these tests check flows.params alone, whatever state flows.data is in."""
+
+    def validate_dataset_cfg(name: str, cfg: dict) -> None:
+        if not isinstance(cfg, dict) or "path" not in cfg:
+            raise ValueError("missing required key 'path'")
+
+    fake = types.ModuleType("flows.data")
+    fake.builtin_task_names = lambda: list(BUILTIN)
+    fake.validate_dataset_cfg = validate_dataset_cfg
+    monkeypatch.setitem(sys.modules, "flows.data", fake)
+    monkeypatch.setattr("flows.data", fake, raising=False)
+    monkeypatch.delenv("PROFILE", raising=False)
+
+
+@pytest.fixture
+def params() -> dict:
+    return copy.deepcopy(DEFAULTS)
+
+
+def _error(params: dict) -> str:
+    with pytest.raises(ParamsError) as err:
+        validate(params)
+    return str(err.value)
+
+
+def _project(tmp_path: Path, base: dict | str, profiles: dict[str, str] | None = None) -> Path:
+    """A params.yaml (and profiles/) in tmp_path; returns the params file."""
+    path = tmp_path / "params.yaml"
+    path.write_text(base if isinstance(base, str) else yaml.safe_dump(base))
+    for name, text in (profiles or {}).items():
+        (tmp_path / "profiles").mkdir(exist_ok=True)
+        (tmp_path / "profiles" / f"{name}.yaml").write_text(text)
+    return path
+
+
+def test_params_yaml_matches_defaults_and_smoke_profile_is_valid() -> None:
+    assert yaml.safe_load((ROOT / "params.yaml").read_text()) == DEFAULTS
+    assert load_params(ROOT / "params.yaml", profile="") == DEFAULTS
+    smoke = load_params(ROOT / "params.yaml", profile="smoke")
+    assert smoke["train"]["epochs"] == 1 and smoke["seeds"] == [13, 21]
+    assert smoke["data"]["max_train_examples"] <= 200 and smoke["train"]["max_length"] <= 32
+    assert smoke["train"]["learning_rate"] == DEFAULTS["train"]["learning_rate"]  # untouched keys kept
+
+
+def test_deep_merge_merges_mappings_and_replaces_the_rest() -> None:
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 1}
+    override = {"a": {"y": [3]}, "c": {"z": 1}}
+    merged = deep_merge(base, override)
+    assert merged == {"a": {"x": 1, "y": [3]}, "b": 1, "c": {"z": 1}}
+    merged["a"]["x"] = 99
+    merged["c"]["z"] = 99
+    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 1} and override == {"a": {"y": [3]}, "c": {"z": 1}}
+
+
+def test_unknown_keys_suggest_the_closest(params: dict) -> None:
+    params["train"]["epoch"] = 3
+    assert _error(params) == "unknown key 'train.epoch' (did you mean 'train.epochs'?)"
+    params = copy.deepcopy(DEFAULTS) | {"tracker": {}}
+    assert _error(params) == "unknown key 'tracker' (did you mean 'tracking'?)"
+    params = copy.deepcopy(DEFAULTS)
+    params["flow"]["zzz"] = 1
+    assert "unknown key 'flow.zzz' (known keys: task_runner, max_workers, cron, deployment)" in _error(params)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("train", "epochs", 0, "'train.epochs' must be an int >= 1, got 0"),
+        ("train", "epochs", True, "'train.epochs' must be an int >= 1, got True"),
+        ("train", "learning_rate", 0, "'train.learning_rate' must be a number > 0"),
+        ("train", "learning_rate", "1e-4x", "'train.learning_rate' must be a number > 0"),
+        ("train", "warmup_ratio", 1.0, "'train.warmup_ratio' must be a number >= 0 and < 1"),
+        ("train", "consistency_weight", -1, "'train.consistency_weight' must be a number >= 0"),
+        ("train", "device", "gpu", "'train.device' must be one of auto, cpu, cuda, mps, got 'gpu'"),
+        ("train", "precision", "fp8", "'train.precision' must be one of auto, fp32, bf16, fp16"),
+        ("train", "two_view", "both", "'train.two_view' must be one of batched, sequential"),
+        ("train", "compile", "yes", "'train.compile' must be true or false"),
+        ("adamix", "share", "both", "'adamix.share' must be one of up, down, none"),
+        ("adamix", "inference", "avg", "'adamix.inference' must be one of merge, random, fixed"),
+        ("adamix", "placement", "attn", "'adamix.placement' must be one of ffn, houlsby"),
+        ("adamix", "num_experts", 0, "'adamix.num_experts' must be an int >= 1"),
+        ("adamix", "bottleneck", 2.5, "'adamix.bottleneck' must be an int >= 1"),
+        (
+            "adamix",
+            "target_modules",
+            [],
+            "'adamix.target_modules' must be null, a regex string, or a non-empty",
+        ),
+        (
+            "evaluate",
+            "inference_modes",
+            ["merge", "avg"],
+            "'evaluate.inference_modes' must be a non-empty list",
+        ),
+        ("flow", "task_runner", "celery", "'flow.task_runner' must be one of thread, dask, ray"),
+        ("flow", "cron", "weekly", "'flow.cron' must be a 5-field cron expression"),
+        ("report", "decimals", 9, "'report.decimals' must be an int from 0 to 6"),
+        ("model", "revision", 3, "'model.revision' must be null or a non-empty string, got 3"),
+        ("data", "fewshot_dir", "", "'data.fewshot_dir' must be null or a non-empty string"),
+    ],
+)
+def test_bad_values_name_the_key(params: dict, section: str, key: str, value: object, expected: str) -> None:
+    params[section][key] = value
+    assert expected in _error(params)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (
+            "methods",
+            ["adamix_adapter", "prefix"],
+            "'methods' must be a non-empty list of unique methods from",
+        ),
+        ("methods", [], "'methods' must be a non-empty list"),
+        ("seeds", [13, 13], "'seeds' must be a non-empty list of unique int seeds, got [13, 13]"),
+        ("seeds", [], "'seeds' must be a non-empty list"),
+        ("tasks", ["sst2", "sst2"], "'tasks' must be a non-empty list of unique task names"),
+        ("train", [], "'train' must be a mapping, got []"),
+        ("datasets", [], "'datasets' must be a mapping"),
+    ],
+)
+def test_bad_top_level_values(params: dict, key: str, value: object, expected: str) -> None:
+    params[key] = value
+    assert expected in _error(params)
+
+
+def test_missing_key(params: dict) -> None:
+    del params["data"]["split_seed"]
+    assert _error(params) == "missing key 'data.split_seed'"
+
+
+def test_tasks_must_be_builtin_or_user_datasets(params: dict) -> None:
+    params["tasks"] = ["rotten_tomatoes", "sst"]
+    message = _error(params)
+    assert "unknown task 'sst' in 'tasks[1]' (did you mean 'sst2'?" in message and "imdb, mnli" in message
+    params["tasks"] = ["my_reviews"]
+    params["datasets"] = {"my_reviews": {"path": "reviews.csv"}}
+    validate(params)
+    params["datasets"] = {"my_reviews": {"file": "reviews.csv"}}
+    assert _error(params) == "'datasets.my_reviews': missing required key 'path'"
+
+
+def test_method_overrides_are_checked(params: dict) -> None:
+    cases = [
+        ({"lorra": {"train": {"epochs": 1}}}, "unknown key 'method_overrides.lorra' (did you mean"),
+        (
+            {"lora": {"data": {"test_size": 1}}},
+            "unknown key 'method_overrides.lora.data' (known keys: train,",
+        ),
+        ({"lora": {"adamix": {"bottlenek": 4}}}, "(did you mean 'method_overrides.lora.adamix.bottleneck'?)"),
+        (
+            {"full": {"train": {"learning_rate": -1}}},
+            "'method_overrides.full.train.learning_rate' must be a number",
+        ),
+        (
+            {"full": {"adamix": {"num_experts": 2, "fixed_expert": 3}}},
+            "must be < 'adamix.num_experts' (2) (with",
+        ),
+        (
+            {"full": {"evaluate": {"inference_modes": ["random"]}}},
+            "'report.primary_mode' (merge) must be one of",
+        ),
+        ({"full": 3}, "'method_overrides.full' must be a mapping of sections"),
+    ]
+    for overrides, expected in cases:
+        broken = copy.deepcopy(params)
+        broken["method_overrides"] = overrides
+        assert expected in _error(broken), overrides
+
+
+def test_cross_key_checks(params: dict) -> None:
+    params["adamix"]["fixed_expert"] = 4
+    assert _error(params) == "'adamix.fixed_expert' (4) must be < 'adamix.num_experts' (4)"
+    params = copy.deepcopy(DEFAULTS)
+    params["evaluate"]["inference_modes"] = ["random", "fixed"]
+    assert "'report.primary_mode' (merge) must be one of 'evaluate.inference_modes'" in _error(params)
+
+
+def test_run_params_applies_one_methods_overrides(params: dict) -> None:
+    full = run_params(params, "full")
+    assert full["train"]["learning_rate"] == 5.0e-5 and full["adamix"]["bottleneck"] == 16
+    assert full["method_overrides"] == {"full": {"train": {"learning_rate": 5.0e-5}}}
+    assert run_params(params, "adamix_lora")["adamix"]["bottleneck"] == 4
+    adapter = run_params(params, "adapter")
+    assert adapter["method_overrides"] == {} and adapter["train"] == params["train"]
+    validate(full)  # still a complete, valid params dict
+    assert params == DEFAULTS  # input untouched
+    with pytest.raises(ParamsError, match="unknown method 'bitfit'"):
+        run_params(params, "bitfit")
+
+
+def test_load_params_profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _project(tmp_path, DEFAULTS, {"fast": "train: {epochs: 1, learning_rate: 1e-4}\n", "empty": ""})
+    assert load_params(path, "fast")["train"]["epochs"] == 1
+    assert (
+        load_params(path, "fast")["train"]["learning_rate"] == 1e-4
+    )  # YAML 1.2 float, not the string "1e-4"
+    assert load_params(path, str(tmp_path / "profiles" / "fast.yaml"))["train"]["epochs"] == 1
+    assert load_params(path, "empty") == DEFAULTS
+    monkeypatch.setenv("PROFILE", "fast")
+    assert load_params(path)["train"]["epochs"] == 1
+    assert load_params(path, profile="")["train"]["epochs"] == 3  # explicit "" wins over $PROFILE
+    monkeypatch.setenv("PROFILE", "")
+    assert load_params(path) == DEFAULTS
+    with pytest.raises(ParamsError, match=r"unknown profile 'slow': .* available profiles: empty, fast$"):
+        load_params(path, "slow")
+
+
+def test_load_params_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="no such params file"):
+        load_params(tmp_path / "absent.yaml", "")
+    broken = _project(tmp_path, "model:\n  name_or_path: minilm\ntrain: [epochs: 3\n")
+    with pytest.raises(ParamsError, match=r"params\.yaml:4: invalid YAML"):
+        load_params(broken, "")
+    _project(tmp_path, "- just\n- a list\n")
+    with pytest.raises(ParamsError, match="top level must be a mapping of sections, got list"):
+        load_params(tmp_path / "params.yaml", "")
+    _project(tmp_path, "seeds: [1]\nmodel: {}\nseeds: [2]\n")
+    with pytest.raises(ParamsError, match=r"params\.yaml:3: invalid YAML: duplicate key 'seeds'"):
+        load_params(tmp_path / "params.yaml", "")
+
+
+def test_validation_errors_name_the_file_that_set_the_key(tmp_path: Path) -> None:
+    base = copy.deepcopy(DEFAULTS)
+    base["train"]["device"] = "tpu"
+    path = _project(tmp_path, base, {"ok": "train: {device: cpu}\n", "bad": "adamix: {share: all}\n"})
+    assert load_params(path, "ok")["train"]["device"] == "cpu"  # the profile fixes the base
+    with pytest.raises(ParamsError) as err:
+        load_params(path, "bad")
+    assert str(err.value).startswith(f"{path}: 'train.device'")
+    _project(tmp_path, DEFAULTS, {"bad": "adamix: {share: all}\n"})
+    with pytest.raises(ParamsError) as err:
+        load_params(path, "bad")
+    assert str(err.value).startswith(f"{tmp_path / 'profiles' / 'bad.yaml'}: 'adamix.share' must be one of")
+
+
+def test_resolve_to_file_writes_only_on_change(tmp_path: Path, params: dict) -> None:
+    out = tmp_path / "params.resolved.yaml"
+    assert resolve_to_file(params, out) is True
+    first = out.stat().st_mtime_ns
+    assert resolve_to_file(copy.deepcopy(params), out) is False
+    assert out.stat().st_mtime_ns == first
+    text = out.read_text()
+    assert text.index("adamix:") < text.index("data:") < text.index("train:")  # sorted keys
+    assert load_params(out, "") == params  # the resolved file is itself a valid params file
+    params["seeds"] = [1]
+    assert resolve_to_file(params, out) is True and load_params(out, "")["seeds"] == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["params.resolved.yaml"]  # no temp files left
+
+
+def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = _project(tmp_path, DEFAULTS, {"smoke": "seeds: [7]\n"})
+    out = tmp_path / "resolved.yaml"
+    args = ["--params", str(path), "--profile", "smoke"]
+    assert P.main(["resolve", *args, "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("wrote:")
+    assert P.main(["resolve", *args, "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("unchanged:")
+    assert yaml.safe_load(out.read_text())["seeds"] == [7]
+    assert P.main(["show", *args]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["seeds"] == [7]
+    assert P.main(["show", "--params", str(path), "--profile", "missing"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: unknown profile 'missing'") and "Traceback" not in captured.err

@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?=
+# Extra `dvc repro` flags, e.g. DVC_FLAGS=--no-run-cache to retrain instead of restoring cached runs.
+DVC_FLAGS ?=
 
 # Offline, quiet defaults; a caller's own environment wins.
 export HF_HUB_OFFLINE ?= 1
@@ -56,10 +58,10 @@ format: $(STAMP)
 
 # params.yaml with the profile merged over it; rewritten only when it changes (DVC reruns what changed).
 params: $(STAMP)
-	$(PY) -m flows.params resolve --out params.resolved.yaml
+	$(PY) -m flows.params resolve --out params.resolved.yaml --grid-out params.grid.yaml
 
 reproduce: params
-	ADAMIX_PIPELINE_RUN=reproduce-$(RUN_KEY) dvc repro
+	ADAMIX_PIPELINE_RUN=reproduce-$(RUN_KEY) dvc repro $(DVC_FLAGS)
 	@echo "Tables and plots: reports/  |  runs: make ui"
 
 flow: params
@@ -77,4 +79,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf data runs merged results params.resolved.yaml .pytest_cache
+	rm -rf data runs merged results params.resolved.yaml params.grid.yaml .pytest_cache

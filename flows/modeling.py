@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,9 +112,16 @@ def build_model(params: dict, method: str, meta: dict) -> tuple[nn.Module, Metho
     return model, spec
 
 
+def _quiet_peft() -> None:
+    # PEFT 0.21 calls a transformers method that transformers 5 deprecates; the warning is not ours to fix.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
 def _peft_lora(model: nn.Module, params: dict) -> nn.Module:
     """PEFT's LoRA on the same targets, rank and alpha as our LoRA variant: the peer implementation."""
     import peft
+
+    _quiet_peft()
 
     section = params["adamix"]
     ours = AdaMixConfig(
@@ -151,6 +159,8 @@ def load_run_model(params: dict, spec: Method, meta: dict, artifact_dir: Path) -
     if spec.kind == "adamix":
         return adamix.load_adamix(base, artifact_dir / "adapter")
     import peft
+
+    _quiet_peft()
 
     return peft.PeftModel.from_pretrained(base, artifact_dir / "adapter")
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESOLVED_PARAMS = "params.resolved.yaml"
+GRID_PARAMS = "params.grid.yaml"
 
 
 def prepared_dir(task: str, root: Path = ROOT) -> Path:

@@ -97,7 +97,7 @@ def reproduce(profile: str = "", params_path: str = "params.yaml") -> str:
     from .tracking import finish_parent, get_or_create_parent, pipeline_run_id
 
     params = load_params(params_path, profile=profile)
-    resolve_to_file(params, paths.ROOT / paths.RESOLVED_PARAMS)
+    resolve_to_file(params, paths.ROOT / paths.RESOLVED_PARAMS, paths.ROOT / paths.GRID_PARAMS)
     parent_key = pipeline_run_id(params)
     get_or_create_parent(params, parent_key)
 

@@ -126,19 +126,16 @@ def evaluate_run(
     out = paths.result_path(task, method, seed, root)
     _write_json_atomic(out, result)
     if track:
-        from .tracking import StageRun
+        from .tracking import StageRun, run_tags
 
-        with StageRun(
-            params, "evaluate", f"evaluate {task}/{method}/{seed}", run, tags=_tags(task, method, seed)
-        ) as mlrun:
+        tags = run_tags(task, method, seed, split)
+        with StageRun(params, "evaluate", f"evaluate {task}/{method}/{seed}", run, tags=tags) as mlrun:
             for mode, metrics in modes.items():
                 mlrun.log_metrics({f"{mode}/{k}": v for k, v in metrics.items()})
             mlrun.log_artifact(out)
+            # The deployable artifact: merged experts for AdaMix (a few hundred KB); params.json for the rest.
+            mlrun.log_artifacts(paths.merged_dir(task, method, seed, root), "merged")
     return result
-
-
-def _tags(task: str, method: str, seed: int) -> dict:
-    return {"adamix.task": task, "adamix.method": method, "adamix.seed": str(seed)}
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:

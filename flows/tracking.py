@@ -162,6 +162,26 @@ def file_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def run_tags(task: str, method: str, seed: int, data_dir: str | Path) -> dict[str, str]:
+    """The tags every train and evaluate run carries: task, method, seed and the hash of its data split.
+
+    Args:
+        task: task name.
+        method: method name.
+        seed: training seed.
+        data_dir: the split folder the run read (hashed with :func:`file_hash`).
+
+    Returns:
+        Tag name -> value.
+    """
+    return {
+        "adamix.task": task,
+        "adamix.method": method,
+        "adamix.seed": str(seed),
+        "adamix.data_hash": file_hash(data_dir),
+    }
+
+
 def pipeline_run_id(params: Mapping[str, Any]) -> str:
     """Key shared by every stage process of one pipeline run.
 

@@ -90,7 +90,8 @@ def train_run(
 
     history: list[dict] = []
     started = time.perf_counter()
-    with _tracker(params, run, task, method, seed) if track else contextlib.nullcontext() as tracker:
+    tracker_cm = _tracker(params, run, task, method, seed, split) if track else contextlib.nullcontext()
+    with tracker_cm as tracker:
         if tracker:
             tracker.log_metrics({f"params/{k}": v for k, v in counts.items()})
         for epoch in range(1, cfg["epochs"] + 1):
@@ -179,10 +180,10 @@ def _write_run(model, spec, out_dir: Path, history: list[dict], info: dict) -> N
         raise
 
 
-def _tracker(params: dict, run: dict, task: str, method: str, seed: int):
-    from .tracking import StageRun
+def _tracker(params: dict, run: dict, task: str, method: str, seed: int, split: Path):
+    from .tracking import StageRun, run_tags
 
-    tags = {"adamix.task": task, "adamix.method": method, "adamix.seed": str(seed)}
+    tags = run_tags(task, method, seed, split)
     return StageRun(params, "train", f"train {task}/{method}/{seed}", run, tags=tags)
 
 

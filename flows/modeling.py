@@ -38,17 +38,20 @@ class Method:
 
 def method_spec(name: str, run_params: dict) -> tuple[Method, AdaMixConfig | None]:
     """The Method and (for our library's methods) the AdaMixConfig of a run, from its resolved params."""
+    from .grid import base_method
+
     section = dict(run_params["adamix"])
-    if name in ("adamix_adapter", "adamix_lora", "adapter"):
-        variant = "lora" if name == "adamix_lora" else "adapter"
-        if name == "adapter":  # the single-module baseline: M = 1, same code path
+    base = base_method(name)  # an ablation variant trains its method with one key changed
+    if base in ("adamix_adapter", "adamix_lora", "adapter"):
+        variant = "lora" if base == "adamix_lora" else "adapter"
+        if base == "adapter":  # the single-module baseline: M = 1, same code path
             section.update(num_experts=1, fixed_expert=0)
         config = AdaMixConfig(method=variant, **section)
-        consistency = name in ADAMIX_METHODS and run_params["train"]["consistency_weight"] > 0
+        consistency = base in ADAMIX_METHODS and run_params["train"]["consistency_weight"] > 0
         return Method(name, "adamix", consistency), config
-    if name == "lora":
+    if base == "lora":
         return Method(name, "peft_lora", False), None
-    if name == "full":
+    if base == "full":
         return Method(name, "full", False), None
     raise ModelError(f"unknown method {name!r}")
 

@@ -38,5 +38,5 @@ def results_dir(root: Path = ROOT) -> Path:
     return root / "results"
 
 
-def reports_dir(root: Path = ROOT) -> Path:
-    return root / "reports"
+def reports_dir(root: Path = ROOT, params: dict | None = None) -> Path:
+    return root / (params["report"]["dir"] if params else "reports")

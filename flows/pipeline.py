@@ -78,8 +78,9 @@ def report_task(params: dict) -> str:
     """Build the tables and plots in reports/."""
     from .report import build_report
 
-    build_report(paths.results_dir(), paths.reports_dir(), params)
-    return str(paths.reports_dir())
+    out = paths.reports_dir(params=params)
+    build_report(paths.results_dir(), out, params)
+    return str(out)
 
 
 @flow(name="adamix-reproduce", log_prints=True)
@@ -101,19 +102,19 @@ def reproduce(profile: str = "", params_path: str = "params.yaml") -> str:
     parent_key = pipeline_run_id(params)
     get_or_create_parent(params, parent_key)
 
-    prepared = {t: prepare_task.submit(params, t) for t in params["tasks"]}
+    from .grid import runs
+
+    grid = runs(params)  # the main grid, then ablation variants
+    prepared = {t: prepare_task.submit(params, t) for t in dict.fromkeys(t for t, _, _ in grid)}
     splits = {
         (t, s): fewshot_task.submit(params, t, s, wait_for=[prepared[t]])
-        for t in params["tasks"]
-        for s in params["seeds"]
+        for t, s in dict.fromkeys((t, s) for t, _, s in grid)
     }
     evaluated = []
-    for t in params["tasks"]:
-        for method in params["methods"]:
-            for s in params["seeds"]:
-                trained = train_task.submit(params, t, method, s, wait_for=[splits[t, s]])
-                merged = merge_task.submit(params, t, method, s, wait_for=[trained])
-                evaluated.append(evaluate_task.submit(params, t, method, s, wait_for=[merged]))
+    for t, method, s in grid:
+        trained = train_task.submit(params, t, method, s, wait_for=[splits[t, s]])
+        merged = merge_task.submit(params, t, method, s, wait_for=[trained])
+        evaluated.append(evaluate_task.submit(params, t, method, s, wait_for=[merged]))
     try:
         report = report_task.submit(params, wait_for=evaluated).result()
     except BaseException:

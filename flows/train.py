@@ -89,6 +89,7 @@ def train_run(
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     history: list[dict] = []
+    step_loss = torch.zeros(total_steps, device=device)  # task loss of every step: the training curve
     started = time.perf_counter()
     tracker_cm = _tracker(params, run, task, method, seed, split) if track else contextlib.nullcontext()
     with tracker_cm as tracker:
@@ -129,6 +130,7 @@ def train_run(
                 optimizer.step()
                 scheduler.step()
                 task_sum += task_loss.detach()
+                step_loss[(epoch - 1) * steps_per_epoch + step] = task_loss.detach()
                 if consistency is not None:
                     consistency_sum += consistency.detach()
             record = {"epoch": epoch, "train_loss": task_sum.item() / steps_per_epoch}
@@ -156,6 +158,7 @@ def train_run(
             "seconds": round(time.perf_counter() - started, 2),
             "device": str(device),
             "final_validation": {k: v for k, v in history[-1].items() if k.startswith("validation/")},
+            "step_loss": [round(v, 5) for v in step_loss.tolist()],
         }
         out_dir = paths.run_dir(task, method, seed, root)
         _write_run(model, spec, out_dir, history, info)

@@ -15,6 +15,7 @@ import adamix
 
 from . import paths
 from .data import load_split, read_meta
+from .grid import base_method
 from .metrics import compute_metrics
 from .modeling import autocast_dtype, load_run_model, method_spec, pick_device
 
@@ -100,7 +101,7 @@ def evaluate_run(
         return out
 
     modes: dict[str, dict[str, float]] = {}
-    if spec.has_mixture and method != "adapter":
+    if spec.has_mixture and base_method(method) != "adapter":  # AdaMix and its ablation variants
         for mode in run["evaluate"]["inference_modes"]:
             torch.manual_seed(seed)  # random routing at inference is reproducible
             if mode == "merge" and counts["merged"]:
@@ -112,16 +113,20 @@ def evaluate_run(
     else:
         modes["single"] = score_all(load_run_model(run, spec, meta, paths.run_dir(task, method, seed, root)))
 
-    history = json.loads((paths.run_dir(task, method, seed, root) / "history.json").read_text())
+    run_dir = paths.run_dir(task, method, seed, root)
+    history = json.loads((run_dir / "history.json").read_text())
+    step_loss = json.loads((run_dir / "run.json").read_text()).get("step_loss", [])
     result = {
         "task": task,
         "method": method,
         "seed": seed,
+        "model": run["model"]["name_or_path"],
         "primary_metric": meta["primary_metric"],
         "metrics": meta["metrics"],
         "params": {"trainable": counts["before"]["trainable"], "deployed": counts["after"]["deployed"]},
         "modes": modes,
         "history": history,
+        "step_loss": step_loss,
     }
     out = paths.result_path(task, method, seed, root)
     _write_json_atomic(out, result)

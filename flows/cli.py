@@ -20,15 +20,19 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def run_stage(
-    parser: argparse.ArgumentParser, argv: list[str] | None, stage: Callable[[dict, Any], Any]
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    stage: Callable[[dict, Any], Any],
+    *,
+    default_params: str = paths.RESOLVED_PARAMS,
 ) -> int:
     """Parse `--params/--profile`, load and validate params, run `stage(params, args)`; exit 2 on bad input."""
     from .params import load_params
 
     parser.add_argument(
         "--params",
-        default=str(paths.ROOT / paths.RESOLVED_PARAMS),
-        help="params file (default: the resolved params.resolved.yaml that `make` writes)",
+        default=str(paths.project_root() / default_params),
+        help=f"params file (default: {default_params} in the project root)",
     )
     parser.add_argument("--profile", default=None, help="profile merged over the params file")
     args = parser.parse_args(argv)

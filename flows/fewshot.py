@@ -54,14 +54,14 @@ def make_fewshot_split(prepared_dir: str | Path, out_dir: str | Path, k: int, se
     return write_task_dir(out_dir, splits, out_meta, copies=copies)
 
 
-def split_for_seed(params: dict, task: str, seed: int, *, root: Path = paths.ROOT) -> Path:
+def split_for_seed(params: dict, task: str, seed: int, *, root: Path | None = None) -> Path:
     """Run the stage for one (task, seed): read `fewshot.k` from params, write the seed's split folder.
 
     Args:
         params: Validated parameters (the `fewshot` section is read).
         task: Task name; its prepared folder must exist.
         seed: Sampling seed.
-        root: Project root the data folders live under.
+        root: Project root the data folders live under (default: `paths.project_root()`).
 
     Returns:
         The written split folder.

@@ -16,7 +16,7 @@ from .data import read_meta
 from .modeling import load_run_model, method_spec, parameter_counts
 
 
-def merge_run(params: dict, task: str, method: str, seed: int, *, root: Path = paths.ROOT) -> dict:
+def merge_run(params: dict, task: str, method: str, seed: int, *, root: Path | None = None) -> dict:
     """Write merged/<task>/<method>/seed<seed>/: the deployable artifact and `params.json`.
 
     AdaMix runs are merged by uniform weight averaging (one adapter per layer afterwards). Single-module runs
@@ -31,9 +31,10 @@ def merge_run(params: dict, task: str, method: str, seed: int, *, root: Path = p
     spec, _ = method_spec(method, run)
     meta = read_meta(paths.split_dir(task, seed, root))
     source = paths.run_dir(task, method, seed, root)
-    model = load_run_model(run, spec, meta, source)
-    # counts as trained (a reloaded PEFT model comes back frozen, so its own count would say 0 trainable)
+    # counts as trained (a reloaded PEFT model comes back frozen, so its own count would say 0 trainable);
+    # read first: a missing run is reported before the base model is loaded
     before = json.loads((source / "run.json").read_text())["params"]
+    model = load_run_model(run, spec, meta, source)
     out_dir = paths.merged_dir(task, method, seed, root)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))

@@ -98,7 +98,8 @@ def reproduce(profile: str = "", params_path: str = "params.yaml") -> str:
     from .tracking import finish_parent, get_or_create_parent, pipeline_run_id
 
     params = load_params(params_path, profile=profile)
-    resolve_to_file(params, paths.ROOT / paths.RESOLVED_PARAMS, paths.ROOT / paths.GRID_PARAMS)
+    root = paths.project_root()
+    resolve_to_file(params, root / paths.RESOLVED_PARAMS, root / paths.GRID_PARAMS)
     parent_key = pipeline_run_id(params)
     get_or_create_parent(params, parent_key)
 
@@ -125,8 +126,9 @@ def reproduce(profile: str = "", params_path: str = "params.yaml") -> str:
     return report
 
 
-def dvc_commit(root: Path = paths.ROOT) -> None:
+def dvc_commit(root: Path | None = None) -> None:
     """Record the flow's outputs in dvc.lock and the DVC cache, so `dvc status` is clean afterwards."""
+    root = root or paths.project_root()
     dvc = Path(sys.executable).with_name("dvc")
     command = [str(dvc) if dvc.exists() else "dvc", "commit", "--force", "--quiet"]
     subprocess.run(command, cwd=root, check=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})

@@ -10,7 +10,7 @@ from . import paths
 from .data import prepare_task, read_meta
 
 
-def prepare(params: dict, task: str, *, root: Path = paths.ROOT) -> Path:
+def prepare(params: dict, task: str, *, root: Path | None = None) -> Path:
     """Prepare `task` with the params' `datasets` and `data` sections; returns the task folder."""
     out = prepare_task(task, params["datasets"], params["data"], paths.prepared_dir(task, root))
     splits = read_meta(out)["splits"]

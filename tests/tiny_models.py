@@ -71,3 +71,39 @@ def batch(arch: str = "bert", size: int = 3, length: int = 7, seed: int = 1) -> 
     mask[-1, length - 2 :] = 0
     ids[-1, length - 2 :] = 1 if arch in ("roberta", "mpnet") else 0
     return {"input_ids": ids, "attention_mask": mask}
+
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0-4; [PAD] = 0 = BERT's pad_token_id
+
+
+def tiny_tokenizer(words: list[str]):
+    """A BERT-style word-level tokenizer over `words` (lower-cased, split on whitespace), built in milliseconds."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    vocab = {token: i for i, token in enumerate(dict.fromkeys([*SPECIAL_TOKENS, *words]))}
+    if len(vocab) > VOCAB:
+        raise ValueError(f"{len(vocab)} tokens do not fit the tiny models' vocabulary of {VOCAB}")
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    cls, sep = vocab["[CLS]"], vocab["[SEP]"]
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return T.PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def save_tiny_pretrained(path, words: list[str], arch: str = "bert", num_labels: int = 2, seed: int = 0):
+    """Save a tiny classifier and its tokenizer with save_pretrained, as a local `model.name_or_path` folder."""
+    tiny_classifier(arch, num_labels=num_labels, seed=seed).save_pretrained(path)
+    tiny_tokenizer(words).save_pretrained(path)
+    return path

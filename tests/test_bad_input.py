@@ -1,0 +1,297 @@
+"""Bad input stops a stage before it trains: one clear message naming the problem, exit code 2, no traceback,
+and no output a later stage or DVC would take as complete. A crash in the middle of training leaves no run."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow import MlflowClient
+from tiny_project import SEED, TASK, make_project, tool_env, write_params
+
+from flows import evaluate, fewshot, merge, paths, pipeline, prepare, tracking, train
+from flows import params as flow_params
+from flows.params import load_params
+
+METHOD = "adamix_adapter"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict:
+    """A tiny project whose data is prepared and split, so the later stages can be run on it."""
+    root = tmp_path_factory.mktemp("bad-input")
+    params_file = make_project(root, tiny_model_dir)
+    params = load_params(params_file, profile="")
+    prepare.prepare(params, TASK, root=root)
+    fewshot.split_for_seed(params, TASK, SEED, root=root)
+    return {"root": root, "file": params_file, "params": params}
+
+
+@pytest.fixture
+def root(project: dict, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project, as the stages' default root (what DVC's `python -m flows.<stage>` commands get)."""
+    monkeypatch.setenv("ADAMIX_ROOT", str(project["root"]))
+    return project["root"]
+
+
+def _variant(project: dict, tmp_path: Path, edit: Callable[[dict], None]) -> Path:
+    """A copy of the project's params file with `edit` applied to its content."""
+    params = copy.deepcopy(project["params"])
+    edit(params)
+    return write_params(tmp_path / "params.yaml", params)
+
+
+def _fails(capsys, main: Callable[[list[str]], int], argv: list[str], *named: str) -> str:
+    """main(argv) returns 2 with one `error:` line on stderr that names every string of `named`."""
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for name in named:
+        assert name in lines[0], (name, lines[0])
+    return lines[0]
+
+
+def _absent(path: Path) -> None:
+    """No output at `path`, and no half-written staging copy of it beside it."""
+    assert not path.exists(), path
+    if path.parent.exists():
+        assert not [p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.stem}")], path
+
+
+def _set(section: str, key: str, value) -> Callable[[dict], None]:
+    return lambda params: params[section].__setitem__(key, value)
+
+
+def _set_dataset(key: str, value) -> Callable[[dict], None]:
+    return lambda params: params["datasets"][TASK].__setitem__(key, value)
+
+
+def _train_argv(params_file: Path, task: str = TASK, method: str = METHOD) -> list[str]:
+    return ["--task", task, "--method", method, "--seed", str(SEED), "--params", str(params_file)]
+
+
+# -- params ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda p: p.__setitem__("tasks", ["toyy"]), ["unknown task 'toyy'", "did you mean 'toy'"]),
+        (lambda p: p.__setitem__("methods", ["adamix"]), ["'methods'", "adamix_adapter"]),
+        (lambda p: p["train"].__setitem__("epoch", 2), ["unknown key 'train.epoch'", "'train.epochs'"]),
+        (lambda p: p.__setitem__("trainer", {}), ["unknown key 'trainer'"]),
+        (_set("train", "batch_size", 0), ["'train.batch_size'", "0"]),
+    ],
+    ids=["unknown-task", "unknown-method", "unknown-key", "unknown-section", "bad-value"],
+)
+def test_invalid_params_stop_every_stage(project, root, tmp_path, capsys, edit, named) -> None:
+    params_file = _variant(project, tmp_path, edit)
+    _fails(capsys, prepare.main, ["--task", TASK, "--params", str(params_file)], str(params_file), *named)
+    _fails(capsys, train.main, _train_argv(params_file), str(params_file), *named)
+    _absent(paths.run_dir(TASK, METHOD, SEED, root))
+    # `make params` fails too: nothing written for DVC to pick up
+    out, grid = tmp_path / "resolved.yaml", tmp_path / "grid.yaml"
+    argv = ["resolve", "--params", str(params_file), "--out", str(out), "--grid-out", str(grid)]
+    _fails(capsys, flow_params.main, argv, *named)
+    assert not out.exists() and not grid.exists()
+    _fails(capsys, pipeline.main, ["run", "--params", str(params_file), "--profile", ""], *named)
+
+
+def test_unknown_task_or_method_on_the_command_line(project, root, capsys) -> None:
+    params_file = str(project["file"])
+    _fails(capsys, prepare.main, ["--task", "nope", "--params", params_file], "unknown task 'nope'", "toy")
+    _absent(paths.prepared_dir("nope", root))
+    _fails(
+        capsys,
+        fewshot.main,
+        ["--task", "nope", "--seed", "13", "--params", params_file],
+        "data/prepared/nope",
+    )
+    _absent(paths.split_dir("nope", SEED, root))
+    _fails(capsys, train.main, _train_argv(project["file"], task="nope"), "data/splits/nope")
+    _absent(paths.run_dir("nope", METHOD, SEED, root))
+    for main in (train.main, merge.main, evaluate.main):
+        _fails(capsys, main, _train_argv(project["file"], method="adamixx"), "unknown method 'adamixx'")
+    _absent(paths.run_dir(TASK, "adamixx", SEED, root))
+    _absent(paths.merged_dir(TASK, "adamixx", SEED, root))
+    _absent(paths.result_path(TASK, "adamixx", SEED, root))
+
+
+def test_malformed_params_yaml_names_file_and_line(project, root, tmp_path, capsys) -> None:
+    params_file = tmp_path / "params.yaml"
+    text = project["file"].read_text().replace("epochs: 2", "epochs: [2")
+    params_file.write_text(text)
+    line = _fails(capsys, train.main, _train_argv(params_file), "invalid YAML")
+    assert re.search(rf"{re.escape(str(params_file))}:\d+: invalid YAML", line), line  # file and line
+    _absent(paths.run_dir(TASK, METHOD, SEED, root))
+    params_file.write_text("- just\n- a list\n")
+    _fails(capsys, train.main, _train_argv(params_file), str(params_file), "mapping")
+    params_file.write_text(project["file"].read_text() + "train: {}\n")
+    _fails(capsys, train.main, _train_argv(params_file), "duplicate key 'train'")
+    _fails(capsys, train.main, _train_argv(tmp_path / "missing.yaml"), "missing.yaml", "no such params file")
+
+
+@pytest.mark.parametrize(
+    ("profile", "named"),
+    [
+        ("train:\n  epochs: [1\n", ["invalid YAML"]),
+        ("train:\n  epoch: 1\n", ["unknown key 'train.epoch'"]),
+        ("- a\n- b\n", ["mapping"]),
+        ("train: 3\n", ["'train' must be a mapping"]),
+    ],
+    ids=["bad-yaml", "unknown-key", "not-a-mapping", "section-not-a-mapping"],
+)
+def test_malformed_profile_is_named(project, root, tmp_path, capsys, profile, named) -> None:
+    profile_file = tmp_path / "broken.yaml"
+    profile_file.write_text(profile)
+    argv = [*_train_argv(project["file"]), "--profile", str(profile_file)]
+    _fails(capsys, train.main, argv, str(profile_file), *named)
+    _absent(paths.run_dir(TASK, METHOD, SEED, root))
+
+
+def test_unknown_profile_lists_the_available_ones(project, root, tmp_path, capsys) -> None:
+    (project["root"] / "profiles").mkdir(exist_ok=True)
+    (project["root"] / "profiles" / "quick.yaml").write_text("train: {epochs: 1}\n")
+    argv = [*_train_argv(project["file"]), "--profile", "quik"]
+    _fails(capsys, train.main, argv, "unknown profile 'quik'", "quick")
+    _absent(paths.run_dir(TASK, METHOD, SEED, root))
+
+
+# -- data and model --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (_set_dataset("path", "/nonexistent/toy.csv"), ["/nonexistent/toy.csv"]),
+        (
+            _set_dataset("label_column", "sentiment"),
+            ["label column 'sentiment'", "toy.csv", "columns present"],
+        ),
+        (_set_dataset("text_columns", ["sentence"]), ["text column 'sentence'"]),
+        (_set_dataset("path", "toy.txt"), ["datasets.toy.path", "'.txt'"]),
+    ],
+    ids=["missing-data-file", "absent-label-column", "absent-text-column", "unsupported-file-type"],
+)
+def test_bad_dataset_stops_prepare(project, root, tmp_path, capsys, edit, named) -> None:
+    params_file = _variant(project, tmp_path, edit)
+    prepared = paths.prepared_dir(TASK, root)
+    before = {p.name: p.read_bytes() for p in prepared.iterdir()}
+    _fails(capsys, prepare.main, ["--task", TASK, "--params", str(params_file)], *named)
+    # a previous complete output is kept as it was; nothing half-written beside it
+    assert {p.name: p.read_bytes() for p in prepared.iterdir()} == before
+    assert [p.name for p in prepared.parent.iterdir()] == [TASK]
+
+
+def test_missing_model_path_stops_train_before_training(project, root, tmp_path, capsys) -> None:
+    missing = tmp_path / "no-such-model"
+    params_file = _variant(project, tmp_path, _set("model", "name_or_path", str(missing)))
+    _fails(capsys, train.main, _train_argv(params_file), str(missing), "does not exist")
+    _absent(paths.run_dir(TASK, METHOD, SEED, root))
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    params_file = _variant(project, tmp_path, _set("model", "name_or_path", str(empty)))
+    _fails(capsys, train.main, _train_argv(params_file), str(empty), "config.json")
+    _absent(paths.run_dir(TASK, METHOD, SEED, root))
+    params_file = _variant(project, tmp_path, _set("model", "name_or_path", "nobody/no-model"))
+    _fails(capsys, train.main, _train_argv(params_file), "'nobody/no-model'", "HF_HUB_OFFLINE")
+
+
+def test_later_stages_name_the_missing_input(project, root, capsys) -> None:
+    """Merge and evaluate without a trained run (or without a merge) name what is missing and write nothing."""
+    argv = _train_argv(project["file"], method="full")
+    _fails(capsys, merge.main, argv, str(paths.run_dir(TASK, "full", SEED, root)))
+    _absent(paths.merged_dir(TASK, "full", SEED, root))
+    _fails(capsys, evaluate.main, argv, str(paths.merged_dir(TASK, "full", SEED, root)))
+    _absent(paths.result_path(TASK, "full", SEED, root))
+
+
+def test_command_line_process_exits_2_without_traceback(project, tmp_path) -> None:
+    """The real process: exit status 2 and one line on stderr (what DVC and make show)."""
+    params_file = _variant(project, tmp_path, _set_dataset("label_column", "sentiment"))
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.prepare", "--task", TASK, "--params", str(params_file)],
+        cwd=paths.ROOT,
+        env=tool_env(project["root"]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith("error: ") and "label column 'sentiment'" in done.stderr
+
+
+# -- failures after the checks ---------------------------------------------------------------------------
+
+
+def test_crash_during_training_leaves_no_run_and_keeps_the_previous_one(
+    project, root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = project["params"]
+    folder = paths.run_dir(TASK, "adapter", SEED, root)
+    train.train_run(params, TASK, "adapter", SEED, track=False)
+    complete = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("optimizer exploded")
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", boom)
+    for method in ("adapter", METHOD):
+        with pytest.raises(RuntimeError, match="optimizer exploded"):
+            train.train_run(params, TASK, method, SEED)
+    _absent(paths.run_dir(TASK, METHOD, SEED, root))
+    assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == complete
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]
+    # the MLflow child runs of both attempts are marked FAILED
+    client = MlflowClient(tracking.tracking_uri())
+    experiment = client.get_experiment_by_name(params["tracking"]["experiment"])
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`adamix.stage` = 'train'")
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED"]
+
+
+def test_crash_while_saving_the_run_leaves_nothing(project, root, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(train, "save_run_model", boom)
+    with pytest.raises(OSError, match="disk full"):
+        train.train_run(project["params"], TASK, "lora", SEED, track=False)
+    _absent(paths.run_dir(TASK, "lora", SEED, root))
+
+
+def test_crash_during_evaluate_or_merge_leaves_no_result(
+    project, root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = project["params"]
+    train.train_run(params, TASK, "adamix_lora", SEED, track=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            merge.adamix, "save_adamix", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full"))
+        )
+        with pytest.raises(OSError, match="disk full"):
+            merge.merge_run(params, TASK, "adamix_lora", SEED)
+    _absent(paths.merged_dir(TASK, "adamix_lora", SEED, root))
+    merge.merge_run(params, TASK, "adamix_lora", SEED)
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second inference mode fails
+            raise RuntimeError("evaluation crashed")
+        return {"accuracy": 0.5}
+
+    monkeypatch.setattr(evaluate, "score", flaky)
+    with pytest.raises(RuntimeError, match="evaluation crashed"):
+        evaluate.evaluate_run(params, TASK, "adamix_lora", SEED, track=False)
+    _absent(paths.result_path(TASK, "adamix_lora", SEED, root))
+    assert not paths.results_dir(root).exists() or not list(paths.results_dir(root).rglob("*.json"))

@@ -187,8 +187,10 @@ def plot_scores(
         ylabel: the y axis label.
         path: the PNG to write.
     """
+    columns = min(len(methods), 3)
+    legend = columns * (0.5 + 0.07 * max((len(labels[m]) for m in methods), default=0))  # inches, roughly
     figure = Figure(
-        figsize=(max(4.5, 1.6 * len(tasks) * max(1, len(methods)) / 3), 3.6), layout="constrained"
+        figsize=(max(4.5, 1.6 * len(tasks) * max(1, len(methods)) / 3, legend), 3.6), layout="constrained"
     )
     axis = figure.subplots()
     width, lows = 0.8 / max(1, len(methods)), []
@@ -209,5 +211,82 @@ def plot_scores(
     axis.set_xticks(range(len(tasks)), list(tasks))
     axis.set_ylabel(ylabel)
     axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize="small", ncols=min(len(methods), 3), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    axis.legend(fontsize="small", ncols=columns, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    _save(figure, Path(path))
+
+
+def plot_ablation(
+    scores: Mapping[str, Sequence[tuple[str, float, float]]], title: str, ylabel: str, path: str | Path
+) -> None:
+    """Score against an ablation grid's values, one line per task, standard-deviation error bars.
+
+    Values are drawn evenly spaced in the grid's order (they may be words, like ``up``/``down``/``none``).
+
+    Args:
+        scores: task -> [(value label, mean, std)] in the grid's order, scaled for display; NaN std: no bar.
+        title: the figure title (what was varied).
+        ylabel: the y axis label.
+        path: the PNG to write.
+    """
+    most = max((len(points) for points in scores.values()), default=1)
+    figure = Figure(figsize=(max(4.5, 1.1 * most), 3.6), layout="constrained")
+    axis = figure.subplots()
+    tasks = list(scores)
+    labels: list[str] = []
+    for task, points in scores.items():
+        labels = labels or [label for label, _, _ in points]
+        finite = [
+            (i, m, s if math.isfinite(s) else 0.0) for i, (_, m, s) in enumerate(points) if math.isfinite(m)
+        ]
+        if finite:
+            xs, means, errors = zip(*finite, strict=True)
+            axis.errorbar(
+                xs, means, yerr=errors, marker="o", capsize=3, color=_color(tasks, task), label=task
+            )
+    axis.set_xticks(range(len(labels)), labels, fontsize="small")
+    axis.set_title(title, fontsize="medium")
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3)
+    if axis.lines:
+        axis.legend(fontsize="small")
+    else:
+        axis.text(0.5, 0.5, "no scores", ha="center", va="center", transform=axis.transAxes)
+    _save(figure, Path(path))
+
+
+def plot_loss_curves(
+    curves: Mapping[str, Mapping[str, Sequence[float]]], ylabel: str, path: str | Path
+) -> None:
+    """Per-step training loss, one line per setting, one panel per task.
+
+    Args:
+        curves: task -> setting label -> loss per step (already averaged and smoothed); empty: not drawn.
+        ylabel: the y axis label.
+        path: the PNG to write.
+    """
+    tasks = list(curves) or ["(no task)"]
+    figure = Figure(figsize=(4.6 * len(tasks), 3.4), layout="constrained")
+    axes = figure.subplots(1, len(tasks), squeeze=False)[0]
+    for axis, task in zip(axes, tasks, strict=True):
+        settings = list(curves.get(task, {}))
+        for setting, losses in curves.get(task, {}).items():
+            if len(losses):
+                axis.plot(range(1, len(losses) + 1), losses, color=_color(settings, setting), label=setting)
+        axis.set_title(task)
+        axis.set_xlabel("training step")
+        axis.set_ylabel(ylabel, fontsize="small")
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend(fontsize="small")
+        else:
+            axis.text(
+                0.5, 0.5, "no per-step loss recorded", ha="center", va="center", transform=axis.transAxes
+            )
+    _save(figure, Path(path))
+
+
+def plot_placeholder(text: str, path: str | Path) -> None:
+    """A small figure that only says why there is nothing to draw (declared plots must always exist)."""
+    figure = Figure(figsize=(4.5, 1.2))
+    figure.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
     _save(figure, Path(path))

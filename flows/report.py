@@ -1,9 +1,11 @@
 """The `report` stage: collect the per-run result JSON files into tables (md, csv, tex), plots and DVC metrics.
 
-Input: results/<task>/<method>/seed<seed>.json, one per run (written by flows.evaluate). Output, in --out:
-results.md, results.csv (tidy), summary.csv, results.tex (booktabs), inference_modes.csv, training_curves.png,
-scores.png and metrics.json (for ``dvc metrics show``). Tables show the primary metric x 100 as mean +- std over
-seeds; CSV and JSON files keep raw values.
+Input: results/<task>/<method>/seed<seed>.json, one per run (written by flows.evaluate), ablation variants
+included. Output, in --out, every file always written (see OUTPUTS): results.md (main table, inference modes,
+ablations, significance, the paper's numbers, which findings held), results.csv (tidy), summary.csv, results.tex
+(booktabs), inference_modes.csv and .png, significance.csv, paper_comparison.csv, training_curves.png,
+scores.png, metrics.json (for ``dvc metrics show``) and the folder ablations/ (flows.report_ablations). Tables
+show the primary metric x 100 as mean +- std over seeds; CSV and JSON files keep raw values.
 """
 
 from __future__ import annotations
@@ -16,14 +18,28 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from flows.params import INFERENCE_MODES, ParamsError, load_params
-from flows.plots import Cell, Table, format_count, plot_scores, plot_training_curves
+from flows import paths
+from flows.paper import compare, comparison_csv, comparison_section
+from flows.params import ParamsError, load_params
+from flows.plots import Cell, Table, format_count, plot_placeholder, plot_scores, plot_training_curves
+from flows.report_ablations import (
+    FOLDER,
+    GridResult,
+    ablation_markdown,
+    ablation_outputs,
+    collect_ablations,
+    grid_results,
+)
+from flows.report_data import Collected, ReportError, collect, load_results, main_runs
+from flows.report_findings import findings, findings_section
+from flows.report_stats import paired_tests, significance_csv, significance_section
+
+__all__ = ["METHOD_LABELS", "OUTPUTS", "ReportError", "build_report", "load_results", "main"]
 
 METHOD_LABELS = {
     "adamix_adapter": "AdaMix Adapter",
@@ -32,173 +48,27 @@ METHOD_LABELS = {
     "lora": "LoRA",
     "full": "Full fine-tuning",
 }
-_KEYS = ["task", "method", "seed", "mode", "metric"]
-
-
-class ReportError(ValueError):
-    """The results cannot be reported: none found, a malformed file (named), or runs the params expect missing."""
-
-
-# -- reading ---------------------------------------------------------------------------------------------
-
-
-def _check_result(path: Path, data: Any) -> dict[str, Any]:
-    """Validate one result record; raise ReportError naming the file and the bad field."""
-
-    def require(ok: bool, field: str, expected: str) -> None:
-        if not ok:
-            raise ReportError(f"{path}: malformed result: '{field}' must be {expected}")
-
-    def number(value: Any) -> bool:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-
-    require(isinstance(data, dict), "top level", "a JSON object")
-    for key, kind in (
-        ("task", str),
-        ("method", str),
-        ("primary_metric", str),
-        ("params", dict),
-        ("history", list),
-    ):
-        require(isinstance(data.get(key), kind), key, f"a {kind.__name__}")
-    require(isinstance(data.get("seed"), int) and not isinstance(data["seed"], bool), "seed", "an int")
-    for key in ("trainable", "deployed"):
-        value = data["params"].get(key)
-        require(
-            isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-            f"params.{key}",
-            "an int >= 0",
-        )
-    require(isinstance(data.get("modes"), dict) and bool(data["modes"]), "modes", "a non-empty object")
-    for mode, metrics in data["modes"].items():
-        primary = data["primary_metric"]
-        require(
-            isinstance(metrics, dict) and primary in metrics, f"modes.{mode}", f"an object with '{primary}'"
-        )
-        for metric, value in metrics.items():
-            require(number(value) or value is None, f"modes.{mode}.{metric}", "a number or null")
-    for index, entry in enumerate(data["history"]):
-        require(
-            isinstance(entry, dict) and number(entry.get("epoch")),
-            f"history[{index}]",
-            "an object with 'epoch'",
-        )
-    stored_as = f"{path.parent.parent.name}/{path.parent.name}/{path.stem}"
-    recorded = f"{data['task']}/{data['method']}/seed{data['seed']}"
-    if stored_as != recorded:
-        raise ReportError(f"{path}: the result is for {recorded} but is stored as {stored_as}")
-    return data
-
-
-def load_results(results_dir: str | Path, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Read and validate the result files of the params' tasks, methods and seeds.
-
-    Args:
-        results_dir: folder holding <task>/<method>/seed<seed>.json files.
-        params: validated parameters (`tasks`, `methods`, `seeds`).
-
-    Returns:
-        The result records. Files of other tasks, methods or seeds (left from other runs) are ignored.
-
-    Raises:
-        ReportError: no result files; a file that is not JSON or not a result; a task or method without results.
-    """
-    results_dir = Path(results_dir)
-    files = sorted(results_dir.glob("*/*/seed*.json"))
-    if not files:
-        raise ReportError(f"no result files in {results_dir} (expected <task>/<method>/seed<seed>.json)")
-    seeds = {f"seed{seed}" for seed in params["seeds"]}
-    records = []
-    for path in files:
-        task, method = path.parent.parent.name, path.parent.name
-        if task not in params["tasks"] or method not in params["methods"] or path.stem not in seeds:
-            continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ReportError(f"{path}: not a readable JSON file ({err})") from None
-        records.append(_check_result(path, data))
-    found = {(r["task"], r["method"]) for r in records}
-    missing = [f"{t}/{m}" for t in params["tasks"] for m in params["methods"] if (t, m) not in found]
-    if missing:
-        raise ReportError(f"no results in {results_dir} for task/method: {', '.join(missing)}")
-    return records
-
-
-# -- aggregation -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Collected:
-    """Everything read from the result files, aggregated over seeds."""
-
-    records: list[dict[str, Any]]
-    tidy: pd.DataFrame  # one row per task, method, seed, mode, metric
-    summary: pd.DataFrame  # mean, std (ddof=1), n per task, method, mode, metric
-    primary: dict[str, str]  # task -> primary metric
-    mode_of: dict[str, str]  # method -> the mode its main-table row shows
-    missing: list[str]  # task/method/seed<seed> the params expect but no result holds
-
-    def stats(self, task: str, method: str, mode: str, metric: str) -> tuple[float, float, int]:
-        rows = self.summary[
-            (self.summary.task == task) & (self.summary.method == method)
-            & (self.summary["mode"] == mode) & (self.summary.metric == metric)
-        ]  # fmt: skip
-        return (
-            (rows["mean"].iat[0], rows["std"].iat[0], int(rows["n"].iat[0]))
-            if len(rows)
-            else (math.nan, math.nan, 0)
-        )
-
-    def modes(self, method: str) -> list[str]:
-        """The modes a method was evaluated in, AdaMix's order (merge, random, fixed) first."""
-        found = {mode for r in self.records if r["method"] == method for mode in r["modes"]}
-        order = {mode: i for i, mode in enumerate(INFERENCE_MODES)}
-        return sorted(found, key=lambda mode: (order.get(mode, len(order)), mode))
-
-
-def _collect(results_dir: str | Path, params: Mapping[str, Any]) -> _Collected:
-    records = load_results(results_dir, params)
-    primary: dict[str, str] = {}
-    mode_of: dict[str, str] = {}
-    for r in records:
-        run = f"{r['task']}/{r['method']}/seed{r['seed']}"
-        if primary.setdefault(r["task"], r["primary_metric"]) != r["primary_metric"]:
-            raise ReportError(
-                f"{run}: primary metric {r['primary_metric']}, other runs of the task use {primary[r['task']]}"
-            )
-        wanted = params["report"]["primary_mode"]
-        modes = list(r["modes"])
-        mode = wanted if wanted in modes else modes[0] if len(modes) == 1 else None
-        if mode is None:
-            raise ReportError(
-                f"{run}: report.primary_mode '{wanted}' is not among its modes ({', '.join(modes)})"
-            )
-        if mode_of.setdefault(r["method"], mode) != mode:
-            raise ReportError(
-                f"{run}: reported in mode {mode}, other runs of the method in {mode_of[r['method']]}"
-            )
-    tidy = pd.DataFrame(
-        [
-            (r["task"], r["method"], r["seed"], mode, metric, math.nan if value is None else float(value))
-            for r in records
-            for mode, metrics in r["modes"].items()
-            for metric, value in metrics.items()
-        ],
-        columns=[*_KEYS, "value"],
-    ).sort_values(_KEYS, ignore_index=True)
-    grouped = tidy.groupby(["task", "method", "mode", "metric"], sort=False)["value"]
-    summary = grouped.agg(mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else math.nan, n="count")
-    found = {(r["task"], r["method"], r["seed"]) for r in records}
-    expected = [(t, m, s) for t in params["tasks"] for m in params["methods"] for s in params["seeds"]]
-    missing = [f"{t}/{m}/seed{s}" for t, m, s in expected if (t, m, s) not in found]
-    return _Collected(records, tidy, summary.reset_index(), primary, mode_of, missing)
+OUTPUTS = (
+    "results.md",
+    "results.csv",
+    "summary.csv",
+    "results.tex",
+    "inference_modes.csv",
+    "inference_modes.png",
+    "significance.csv",
+    "paper_comparison.csv",
+    "metrics.json",
+    "training_curves.png",
+    "scores.png",
+    FOLDER,
+)
+"""What build_report writes into the report folder, always: files, and the ablations/ folder (replaced whole)."""
 
 
 # -- tables ----------------------------------------------------------------------------------------------
 
 
-def _columns(tasks: list[str], data: _Collected) -> list[tuple[str, str, str]]:
+def _columns(tasks: list[str], data: Collected) -> list[tuple[str, str, str]]:
     """(task, metric key, header) per column: each task's primary metric, then e.g. MNLI's mismatched split."""
     columns = []
     for task in tasks:
@@ -216,7 +86,7 @@ def _columns(tasks: list[str], data: _Collected) -> list[tuple[str, str, str]]:
 
 
 def _cells(
-    data: _Collected, rows: list[tuple[str, str]], columns: list[tuple[str, str, str]], n: int
+    data: Collected, rows: list[tuple[str, str]], columns: list[tuple[str, str, str]], n: int
 ) -> list[list[Cell]]:
     """Cells of (method, mode) rows; with several tasks, a last cell averages the task columns (not extra splits)."""
     table = []
@@ -234,13 +104,19 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _metrics_json(data: _Collected) -> str:
-    """task -> method -> {metric: mean, metric_std: std} in each method's reported mode (for dvc metrics)."""
-    metrics: dict[str, dict[str, dict[str, float | None]]] = {}
+def _metrics_json(data: Collected, grids: list[GridResult]) -> str:
+    """task -> method -> {metric: mean, metric_std: std} in each method's reported mode (for dvc metrics);
+    with ablation runs, also "ablations" -> grid -> task -> {value: mean, value_std: std} (primary metric)."""
+    metrics: dict[str, Any] = {}
     for row in data.summary.itertuples(index=False):
         if row.mode == data.mode_of[row.method]:
             entry = metrics.setdefault(row.task, {}).setdefault(row.method, {})
             entry[row.metric], entry[f"{row.metric}_std"] = _finite(row.mean), _finite(row.std)
+    for grid in grids:
+        for task, cells in grid.cells.items():
+            entry = metrics.setdefault("ablations", {}).setdefault(grid.name, {}).setdefault(task, {})
+            for value, cell in cells.items():
+                entry[value], entry[f"{value}_std"] = _finite(cell.mean), _finite(cell.std)
     return json.dumps(metrics, indent=2, sort_keys=True) + "\n"
 
 
@@ -264,20 +140,28 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
     Args:
         results_dir: folder holding <task>/<method>/seed<seed>.json.
         out_dir: folder to write into (created if missing); nothing in it is ever left half-written.
-        params: validated parameters (`tasks`, `methods`, `seeds`, `report.primary_mode`, `report.decimals`).
+        params: validated parameters (`tasks`, `methods`, `seeds`, `report`, `ablations`, and for the paper
+            comparison `data.max_train_examples`, `data.max_eval_examples`, `train.epochs`, `fewshot.k`).
 
     Returns:
-        A summary: files written, runs read, runs missing (seeds without a result, left out of the means), and
+        A summary: files written (OUTPUTS; "ablations" is a folder), the ablations folder's files, runs read,
+        runs missing (seeds without a result, left out of the means; main and ablation runs separately), and
         the main table's scores as task -> method -> {metric, mean, std, n} (raw values; None if undefined).
 
     Raises:
-        ReportError: no results, a malformed result file, or a task/method of the params without results.
+        ReportError: no results, a malformed result file, or a task/method of the params (or a value of an
+            ablation grid on an ablation task) without any result.
     """
     tasks, methods, seeds = list(params["tasks"]), list(params["methods"]), list(params["seeds"])
     decimals, avg = params["report"]["decimals"], ["Avg"] if len(tasks) > 1 else []
-    data = _collect(results_dir, params)
+    data = collect(load_results(results_dir, params), main_runs(params), params["report"]["primary_mode"])
+    ablations = collect_ablations(results_dir, params)
+    _check_primary_metrics(data, ablations)
+    grids = grid_results(ablations, params)
     columns = _columns(tasks, data)
-    label = {m: METHOD_LABELS.get(m, m) for m in methods}
+    label = {m: METHOD_LABELS.get(m, m) for m in methods} | {
+        g.base: METHOD_LABELS.get(g.base, g.base) for g in grids
+    }
     counts = {
         m: sorted({format_count(r["params"]["deployed"]) for r in data.records if r["method"] == m})
         for m in methods
@@ -299,11 +183,21 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
         f"AdaMix rows use {params['report']['primary_mode']} inference. Params: tunable parameters deployed after "
         "merging. Best mean per column in bold."
     )
+    tests = paired_tests(data, tasks, methods)
+    paper_rows = compare(data, params)
     markdown = f"# Results\n\n{caption}\n\n{main.markdown(decimals)}"
     if mode_rows:
         markdown += f"\n## AdaMix inference modes\n\nMerged experts vs routing at inference.\n\n{modes.markdown(decimals)}"
     if data.missing:
         markdown += f"\nMissing runs, left out of the means: {', '.join(data.missing)}.\n"
+    markdown += "\n" + "\n".join(
+        [
+            ablation_markdown(grids, ablations, params, label),
+            significance_section(tests, methods, label, decimals),
+            comparison_section(paper_rows, data, params, label),
+            findings_section(findings(data, grids, ablations, params, label)),
+        ]
+    )
     s = data.summary
     modes_csv = s[(s.metric == s.task.map(data.primary)) & s.method.isin({m for m, _ in mode_rows})]
     primary_cells = {
@@ -320,18 +214,24 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
         "inference_modes.csv": modes_csv[["method", "mode", "task", "metric", "mean", "std", "n"]].to_csv(
             index=False, na_rep=""
         ),
-        "metrics.json": _metrics_json(data),
+        "inference_modes.png": lambda path: _plot_modes(data, mode_rows, tasks, label, path),
+        "significance.csv": significance_csv(tests),
+        "paper_comparison.csv": comparison_csv(paper_rows),
+        "metrics.json": _metrics_json(data, grids),
         "training_curves.png": lambda path: plot_training_curves(
             _curves(data.records), tasks, methods, label, path
         ),
         "scores.png": lambda path: plot_scores(scores, tasks, methods, label, "primary metric x 100", path),
+        **ablation_outputs(grids, ablations, params, label),
     }
     _write_all(Path(out_dir), outputs)
     return {
         "out_dir": str(out_dir),
-        "files": list(outputs),
-        "runs": len(data.records),
+        "files": list(OUTPUTS),
+        "ablation_files": sorted(name.split("/", 1)[1] for name in outputs if name.startswith(FOLDER + "/")),
+        "runs": len(data.records) + (len(ablations.records) if ablations else 0),
         "missing_runs": data.missing,
+        "missing_ablation_runs": ablations.missing if ablations else [],
         "scores": {
             t: {
                 m: {"metric": data.primary[t], "mean": _finite(c.mean), "std": _finite(c.std), "n": c.n}
@@ -342,18 +242,49 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
     }
 
 
+def _check_primary_metrics(data: Collected, ablations: Collected | None) -> None:
+    for task, metric in (ablations.primary if ablations else {}).items():
+        if data.primary.get(task, metric) != metric:
+            raise ReportError(
+                f"{task}: ablation runs use primary metric {metric}, the main runs {data.primary[task]}"
+            )
+
+
+def _plot_modes(
+    data: Collected, rows: list[tuple[str, str]], tasks: list[str], label: Mapping[str, str], path: Path
+) -> None:
+    """Scores of each AdaMix method in each inference mode, per task; a placeholder figure without such runs."""
+    if not rows:
+        plot_placeholder("no method evaluated in several inference modes", path)
+        return
+    keys = [f"{m}:{mode}" for m, mode in rows]
+    names = {f"{m}:{mode}": f"{label[m]} ({mode})" for m, mode in rows}
+    scores = {
+        t: {f"{m}:{mode}": tuple(v * 100 for v in data.score(t, m, mode)[:2]) for m, mode in rows}
+        for t in tasks
+    }
+    plot_scores(scores, tasks, keys, names, "primary metric x 100", path)
+
+
 def _write_all(out_dir: Path, outputs: Mapping[str, str | Callable[[Path], None]]) -> None:
-    """Write every file into a staging folder inside `out_dir`, then move each into place atomically."""
+    """Write every output into a staging folder inside `out_dir`, then move each into place atomically.
+
+    A name with a folder (``ablations/README.md``) puts the file in that folder, and the folder replaces the
+    previous one whole, so files of grids no longer in the params do not linger.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
     try:
         for name, content in outputs.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
             if isinstance(content, str):
                 (staging / name).write_text(content, encoding="utf-8")
             else:
                 content(staging / name)
-        for name in outputs:
-            os.replace(staging / name, out_dir / name)
+        for top in dict.fromkeys(name.split("/", 1)[0] for name in outputs):
+            if (staging / top).is_dir() and (out_dir / top).exists():
+                os.replace(out_dir / top, staging / f".previous-{top}")  # removed with the staging folder
+            os.replace(staging / top, out_dir / top)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -367,8 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0 on success; 2 with "error: ..." on stderr for bad params or results.
     """
-    root = Path(__file__).resolve().parents[1]
-    resolved = root / "params.resolved.yaml"
+    root = paths.project_root()
+    resolved = root / paths.RESOLVED_PARAMS
     parser = argparse.ArgumentParser(prog="python -m flows.report", description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results", help="folder of result JSON files (default: results)")
     parser.add_argument("--out", default="reports", help="output folder (default: reports)")
@@ -387,9 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ReportError, ParamsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    for run in summary["missing_runs"]:
+    for run in summary["missing_runs"] + summary["missing_ablation_runs"]:
         print(f"warning: no result for {run}; left out of the means", file=sys.stderr)
-    print(f"report: {len(summary['files'])} files in {summary['out_dir']} from {summary['runs']} runs")
+    files = len(summary["files"]) - 1  # the ablations folder is counted apart
+    where = f"{summary['out_dir']} (and {len(summary['ablation_files'])} in {FOLDER}/)"
+    print(f"report: {files} files in {where} from {summary['runs']} runs")
     return 0
 
 

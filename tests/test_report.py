@@ -170,10 +170,53 @@ def test_metrics_json_and_plots(results: Path, tmp_path: Path, params: dict) -> 
     assert metrics["rotten_tomatoes"]["adamix_adapter"]["accuracy"] == pytest.approx(0.81)
     assert metrics["mnli"]["lora"]["accuracy_std"] == pytest.approx(0.028284, abs=1e-6)
     assert metrics["mnli"]["full"]["test_mismatched/accuracy"] == pytest.approx(0.51)
-    for name in ("training_curves.png", "scores.png"):
+    assert "ablations" not in metrics  # no ablation runs
+    for name in ("training_curves.png", "scores.png", "inference_modes.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 5000
     assert sorted(p.name for p in out.iterdir()) == sorted(summary["files"])  # no staging folder left behind
+
+
+def test_every_declared_output_is_written(results: Path, tmp_path: Path, params: dict) -> None:
+    """DVC declares report.OUTPUTS: each exists after every build, the ablations folder even without ablations."""
+    out = tmp_path / "out"
+    summary = build_report(results, out, params)
+    assert summary["files"] == list(report.OUTPUTS)
+    for name in report.OUTPUTS:
+        assert (out / name).exists() and (out / name).stat().st_size > 0, name
+    assert summary["ablation_files"] == ["README.md"] and summary["missing_ablation_runs"] == []
+    assert [p.name for p in (out / "ablations").iterdir()] == ["README.md"]
+    assert "No ablation runs: set `ablations.tasks`" in (out / "ablations" / "README.md").read_text()
+    markdown = (out / "results.md").read_text()
+    headers = [line for line in markdown.splitlines() if line.startswith("## ")]
+    assert headers == [
+        "## AdaMix inference modes",
+        "## Ablations",
+        "## Significance",
+        "## Against the paper",
+        "## Which findings held here",
+    ]
+    assert "No ablation runs: set `ablations.tasks`" in markdown
+    assert "| rotten_tomatoes | AdaMix Adapter | LoRA | 2 | +4.0 | 2/2 | 4.00 | 0.156 |" in markdown
+    assert "Not applicable: the paper published no number for this model (not recorded)" in markdown
+    assert "- **AdaMix beats full fine-tuning**: held on rotten_tomatoes" in markdown
+    significance = _csv(out / "significance.csv")
+    assert [(r["task"], r["method"], r["baseline"]) for r in significance] == [
+        ("rotten_tomatoes", "adamix_adapter", "lora"),
+        ("mnli", "adamix_adapter", "lora"),
+    ]
+    assert _csv(out / "paper_comparison.csv") == []
+
+
+def test_without_adamix_the_modes_plot_is_a_placeholder(results: Path, tmp_path: Path, params: dict) -> None:
+    params["methods"] = ["lora", "full"]
+    build_report(results, tmp_path / "out", params)
+    assert (tmp_path / "out" / "inference_modes.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert _csv(tmp_path / "out" / "inference_modes.csv") == []
+    markdown = (tmp_path / "out" / "results.md").read_text()
+    assert "## AdaMix inference modes" not in markdown
+    assert "## Significance\n\nNot applicable" in markdown
+    assert "- **Merging beats random and fixed routing**: not run" in markdown
 
 
 def test_single_seed_has_no_std_and_no_nan(results: Path, tmp_path: Path, params: dict) -> None:
@@ -302,7 +345,8 @@ def test_command_line(
     params_file.write_text(yaml.safe_dump(params))
     argv = ["--results", str(results), "--out", str(tmp_path / "reports"), "--params", str(params_file)]
     assert report.main([*argv, "--profile", ""]) == 0
-    assert "8 files" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "report: 11 files in" in printed and "(and 1 in ablations/) from 12 runs" in printed
     assert (tmp_path / "reports" / "scores.png").is_file()
     assert report.main([*argv[:1], str(tmp_path / "nothing"), *argv[2:], "--profile", ""]) == 2
     assert capsys.readouterr().err.startswith("error: no result files")

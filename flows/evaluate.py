@@ -18,6 +18,7 @@ from .data import load_split, read_meta
 from .grid import base_method
 from .metrics import compute_metrics
 from .modeling import autocast_dtype, load_run_model, method_spec, pick_device
+from .prompt import PromptEncoder
 
 
 def batches(
@@ -31,6 +32,8 @@ def batches(
 
 def encode(chunk: list[dict], tokenizer, max_length: int) -> tuple[dict, torch.Tensor]:
     """Tokenise one batch of normalised examples (text_a, optional text_b, label)."""
+    if isinstance(tokenizer, PromptEncoder):  # prompt-based: each example rendered in its template
+        return tokenizer(chunk, max_length)
     pair = chunk[0].get("text_b") is not None
     inputs = tokenizer(
         [e["text_a"] for e in chunk],
@@ -69,7 +72,7 @@ def score(
 
 
 def evaluate_run(
-    params: dict, task: str, method: str, seed: int, *, root: Path = paths.ROOT, track: bool = True
+    params: dict, task: str, method: str, seed: int, *, root: Path | None = None, track: bool = True
 ) -> dict:
     """Evaluate one trained run on its test split(s) and write the result JSON the report reads.
 
@@ -87,7 +90,7 @@ def evaluate_run(
     split = paths.split_dir(task, seed, root)
     meta = read_meta(split)
     device = pick_device(run["train"]["device"])
-    tokenizer = load_tokenizer(run)
+    tokenizer = load_tokenizer(run, meta)
     test_splits = ["test", *meta.get("extra_test_splits", [])]
     data = {name: load_split(split, name) for name in test_splits}
     counts = json.loads((paths.merged_dir(task, method, seed, root) / "params.json").read_text())

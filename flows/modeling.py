@@ -77,22 +77,41 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path  # a hub id
 
 
-def load_tokenizer(params: dict):
+def load_tokenizer(params: dict, meta: dict | None = None):
+    """The model's tokenizer; with `fewshot.prompt` and the task's `meta`, a flows.prompt.PromptEncoder over it."""
     from transformers import AutoTokenizer
 
     path = resolve_model_path(params["model"]["name_or_path"])
     try:
-        return AutoTokenizer.from_pretrained(path, revision=params["model"].get("revision"))
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=params["model"].get("revision"))
     except OSError as err:
         raise ModelError(_hub_hint(params["model"]["name_or_path"], err)) from None
+    if meta is not None and _prompt_mode(params):
+        from .prompt import PromptEncoder, task_prompt
+
+        return PromptEncoder(tokenizer, task_prompt(params, meta))
+    return tokenizer
 
 
 def load_base_model(params: dict, meta: dict) -> nn.Module:
-    """The pretrained encoder with a fresh classification (or regression) head sized for the task."""
+    """The pretrained encoder with a fresh classification (or regression) head sized for the task.
+
+    With `fewshot.prompt`, the pretrained masked LM read through the task's prompt (flows.prompt): no new head.
+    """
     from transformers import AutoModelForSequenceClassification
 
+    if _prompt_mode(params):
+        from .prompt import load_prompt_model
+
+        return load_prompt_model(params, meta)
     path = resolve_model_path(params["model"]["name_or_path"])
-    kwargs: dict[str, Any] = {"num_labels": meta["num_labels"], "revision": params["model"].get("revision")}
+    # fp32 master weights whatever the checkpoint stores (transformers 5 keeps a fp16/bf16 checkpoint's dtype, and
+    # adapters created in half precision barely train); the training loop computes under autocast instead.
+    kwargs: dict[str, Any] = {
+        "num_labels": meta["num_labels"],
+        "revision": params["model"].get("revision"),
+        "dtype": torch.float32,
+    }
     if meta.get("is_regression"):
         kwargs["problem_type"] = "regression"
     try:
@@ -157,7 +176,11 @@ def load_run_model(params: dict, spec: Method, meta: dict, artifact_dir: Path) -
     if spec.kind == "full":
         from transformers import AutoModelForSequenceClassification
 
-        return AutoModelForSequenceClassification.from_pretrained(artifact_dir / "model")
+        if _prompt_mode(params):
+            from .prompt import load_prompt_model
+
+            return load_prompt_model(params, meta, artifact_dir / "model")
+        return AutoModelForSequenceClassification.from_pretrained(artifact_dir / "model", dtype=torch.float32)
     base = load_base_model(params, meta)
     if spec.kind == "adamix":
         return adamix.load_adamix(base, artifact_dir / "adapter")
@@ -200,6 +223,10 @@ def autocast_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     if setting == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
+
+
+def _prompt_mode(params: dict) -> bool:
+    return bool((params.get("fewshot") or {}).get("prompt"))
 
 
 def _hub_hint(name: str, err: Exception) -> str:

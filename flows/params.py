@@ -99,6 +99,14 @@ def _mapping(v: Any) -> str | None:
     return None if isinstance(v, Mapping) else "a mapping"
 
 
+def _per_task(value: _Check, what: str) -> _Check:
+    def check(v: Any) -> str | None:
+        ok = isinstance(v, Mapping) and all(_text(k) is None and value(x) is None for k, x in v.items())
+        return None if ok else f"a mapping from task names to {what}"
+
+    return check
+
+
 _POSITIVE, _NATURAL = _int(1), _int(0)
 
 # The paper's ablations (section 4.4 and appendix), on AdaMix with adapters; flows.grid expands them into runs.
@@ -121,15 +129,20 @@ _SCHEMA: dict[str, Any] = {
     ),
     "seeds": ([13, 21, 42], _list(_NATURAL, "int seeds")),
     "data": {
-        "max_train_examples": (2000, _POSITIVE),
-        "max_eval_examples": (1000, _POSITIVE),
+        "max_train_examples": (2000, _nullable(_POSITIVE)),
+        "max_eval_examples": (1000, _nullable(_POSITIVE)),
         "validation_size": (500, _POSITIVE),
         "test_size": (1000, _POSITIVE),
         "split_seed": (0, _NATURAL),
         "glue_dir": (None, _nullable(_text)),
         "fewshot_dir": (None, _nullable(_text)),
     },
-    "fewshot": {"k": (0, _NATURAL)},
+    "fewshot": {
+        "k": (0, _NATURAL),
+        "prompt": (False, _flag),
+        "templates": ({}, _per_task(_text, "template strings")),
+        "label_words": ({}, _per_task(_list(_text, "label words"), "lists of label words")),
+    },
     "train": {
         "epochs": (3, _POSITIVE),
         "batch_size": (32, _POSITIVE),
@@ -484,6 +497,41 @@ def _check_tasks(params: Mapping[str, Any]) -> None:
             )
 
 
+def _check_prompts(params: Mapping[str, Any]) -> None:
+    """Prompt overrides parse and name known tasks; with `fewshot.prompt` every task has a prompt (flows.prompt)."""
+    section = params["fewshot"]
+    if not (section["prompt"] or section["templates"] or section["label_words"]):
+        return  # flows.prompt imports torch: only when prompts are used
+    from flows import data
+    from flows.prompt import BUILTIN_PROMPTS, PromptError, check_label_words, parse_template
+
+    known = [*data.builtin_task_names(), *params["datasets"]]
+    for key, check in (("templates", parse_template), ("label_words", check_label_words)):
+        for task, value in section[key].items():
+            path = ("fewshot", key, task)
+            if task not in known:
+                raise _unknown_key(path, known)
+            try:
+                check(value)
+            except PromptError as err:
+                raise ParamsError(f"'{_dotted(path)}': {err}", path) from None
+            builtin = BUILTIN_PROMPTS.get(task)
+            if key == "label_words" and builtin and len(value) != len(builtin.label_words):
+                message = (
+                    f"task {task!r} has {len(builtin.label_words)} classes, got {len(value)} label words"
+                )
+                raise ParamsError(f"'{_dotted(path)}': {message}", path)
+    if section["prompt"]:
+        for task in [*params["tasks"], *params["ablations"]["tasks"]]:
+            for key in ("templates", "label_words"):
+                if task not in BUILTIN_PROMPTS and task not in section[key]:
+                    raise ParamsError(
+                        f"'fewshot.prompt' is true but task {task!r} has no built-in prompt: set "
+                        f"'fewshot.{key}.{task}' (regression tasks cannot be prompted)",
+                        ("fewshot", "prompt"),
+                    )
+
+
 def validate(params: Mapping[str, Any]) -> None:
     """Check every key, type and allowed value; raise one ParamsError for the first problem found.
 
@@ -500,6 +548,7 @@ def validate(params: Mapping[str, Any]) -> None:
     _check_overrides(params)
     _check_ablations(params)
     _check_tasks(params)
+    _check_prompts(params)
 
 
 # -- resolved file and command line ----------------------------------------------------------------------

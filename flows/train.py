@@ -53,7 +53,7 @@ def _optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.
 
 
 def train_run(
-    params: dict, task: str, method: str, seed: int, *, root: Path = paths.ROOT, track: bool = True
+    params: dict, task: str, method: str, seed: int, *, root: Path | None = None, track: bool = True
 ) -> dict:
     """Train one run and write runs/<task>/<method>/seed<seed>/ (replaced atomically when complete).
 
@@ -73,7 +73,7 @@ def train_run(
     set_seed(seed)
     device = pick_device(cfg["device"])
     dtype = autocast_dtype(cfg["precision"], device)
-    tokenizer = load_tokenizer(run)
+    tokenizer = load_tokenizer(run, meta)  # a PromptEncoder with fewshot.prompt
     model, spec = build_model(run, method, meta)
     model.to(device)
     counts = parameter_counts(model, spec)

@@ -352,3 +352,16 @@ def test_command_line(
     assert capsys.readouterr().err.startswith("error: no result files")
     assert report.main([*argv, "--profile", "nope"]) == 2
     assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
+def test_dvc_yaml_declares_every_report_output() -> None:
+    """DVC must know every file the report stage writes (and nothing it does not), or `dvc status` lies."""
+    from flows.report import OUTPUTS
+
+    stage = yaml.safe_load((Path(__file__).parents[1] / "dvc.yaml").read_text())["stages"]["report"]
+    declared = [
+        next(iter(entry)) if isinstance(entry, dict) else entry
+        for section in ("outs", "metrics", "plots")
+        for entry in stage.get(section, [])
+    ]
+    assert sorted(name.removeprefix("${grid.reports}/") for name in declared) == sorted(OUTPUTS)

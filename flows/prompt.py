@@ -360,8 +360,11 @@ def load_prompt_model(params: dict, meta: dict, path: str | Path | None = None) 
     encoder = PromptEncoder(load_tokenizer(params), task_prompt(params, meta))
     source = str(path) if path is not None else resolve_model_path(params["model"]["name_or_path"])
     revision = None if path is not None else params["model"].get("revision")
+    # fp32 master weights whatever the checkpoint stores, as flows.modeling.load_base_model (autocast does the rest)
     try:
-        mlm, info = AutoModelForMaskedLM.from_pretrained(source, revision=revision, output_loading_info=True)
+        mlm, info = AutoModelForMaskedLM.from_pretrained(
+            source, revision=revision, dtype=torch.float32, output_loading_info=True
+        )
     except (OSError, ValueError) as err:
         raise ModelError(_hub_hint(params["model"]["name_or_path"], err)) from None
     # The head's own parameters (a tied decoder weight is the embeddings' and counts as the encoder's).

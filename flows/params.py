@@ -129,9 +129,9 @@ _SCHEMA: dict[str, Any] = {
     ),
     "seeds": ([13, 21, 42], _list(_NATURAL, "int seeds")),
     "data": {
-        "max_train_examples": (2000, _nullable(_POSITIVE)),
+        "max_train_examples": (1000, _nullable(_POSITIVE)),
         "max_eval_examples": (1000, _nullable(_POSITIVE)),
-        "validation_size": (500, _POSITIVE),
+        "validation_size": (300, _POSITIVE),
         "test_size": (1000, _POSITIVE),
         "split_seed": (0, _NATURAL),
         "glue_dir": (None, _nullable(_text)),
@@ -144,10 +144,10 @@ _SCHEMA: dict[str, Any] = {
         "label_words": ({}, _per_task(_list(_text, "label words"), "lists of label words")),
     },
     "train": {
-        "epochs": (3, _POSITIVE),
+        "epochs": (2, _POSITIVE),
         "batch_size": (32, _POSITIVE),
         "eval_batch_size": (128, _POSITIVE),
-        "learning_rate": (4.0e-4, _number(0, low_open=True)),
+        "learning_rate": (2.0e-3, _number(0, low_open=True)),
         "max_length": (64, _POSITIVE),
         "warmup_ratio": (0.06, _number(0, 1)),
         "weight_decay": (0.1, _number(0)),
@@ -171,8 +171,8 @@ _SCHEMA: dict[str, Any] = {
         "dropout": (0.0, _number(0, 1)),
     },
     "method_overrides": {
-        "adamix_lora": {"adamix": {"bottleneck": 4}},
-        "lora": {"adamix": {"bottleneck": 4}},
+        "adamix_lora": {"adamix": {"bottleneck": 4}, "train": {"learning_rate": 4.0e-4}},
+        "lora": {"adamix": {"bottleneck": 4}, "train": {"learning_rate": 4.0e-4}},
         "full": {"train": {"learning_rate": 5.0e-5}},
     },
     "evaluate": {

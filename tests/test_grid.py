@@ -69,7 +69,7 @@ def test_variant_of_a_method_with_overrides_starts_from_its_override(params: dic
     }
     assert [v.method for v in grid.variants(params, "rank")] == ["adamix_lora.rank=2", "adamix_lora"]
     assert run_params(params, "adamix_lora.rank=2")["method_overrides"] == {
-        "adamix_lora.rank=2": {"adamix": {"bottleneck": 2}}
+        "adamix_lora.rank=2": {"adamix": {"bottleneck": 2}, "train": {"learning_rate": 4.0e-4}}
     }
 
 

@@ -92,7 +92,8 @@ def test_roberta_large_mrpc_against_the_paper(roberta_mrpc: tuple[Path, dict], t
     assert "| roberta-large | mrpc | LoRA | LoRA | accuracy | 90.0 ± 1.4 | 90.2 | -0.2 |" in section
     assert "AdaMix LoRA" not in section  # the paper has no GLUE number for it
     assert "Pfeiffer-style" not in section  # said only when our single adapter is compared
-    assert "at most 2000 training examples" in section and "3 epochs" in section
+    cap, epochs = params["data"]["max_train_examples"], params["train"]["epochs"]
+    assert f"at most {cap} training examples" in section and f"{epochs} epochs" in section
     rows = pd.read_csv(tmp_path / "out" / "paper_comparison.csv")
     assert list(rows.columns) == ["model", "task", "method", "paper_method", "metric", "mean", "std", "n"] + [
         "paper",

@@ -25,7 +25,7 @@ import adamix
 
 from . import paths
 from .data import load_split, read_meta
-from .evaluate import encode, score
+from .evaluate import encode, score, text_length
 from .modeling import (
     autocast_dtype,
     build_model,
@@ -50,6 +50,28 @@ def _optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = all(p.is_cuda for p in trainable)
     return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
+
+
+def length_grouped_batches(
+    lengths: list[int], batch_size: int, group_batches: int, generator: torch.Generator
+) -> list[list[int]]:
+    """One epoch's batches of example indices: a random permutation cut into batches of `batch_size`.
+
+    With `group_batches` > 1, each run of `group_batches * batch_size` shuffled examples is sorted by length
+    (longest first) before it is cut, and the batches are shuffled again: batches pad to about their own length
+    (on short texts random batches pad ~2x) yet stay random, as Hugging Face's `group_by_length`. Every example
+    appears once and there are ceil(n / batch_size) batches, as without grouping.
+    """
+    permutation = torch.randperm(len(lengths), generator=generator).tolist()
+    if group_batches <= 1:
+        return [permutation[i : i + batch_size] for i in range(0, len(permutation), batch_size)]
+    span = group_batches * batch_size
+    grouped: list[list[int]] = []
+    for start in range(0, len(permutation), span):
+        run = sorted(permutation[start : start + span], key=lambda i: -lengths[i])
+        grouped += [run[i : i + batch_size] for i in range(0, len(run), batch_size)]
+    shuffle = torch.randperm(len(grouped), generator=generator).tolist()
+    return [grouped[i] for i in shuffle]
 
 
 def train_run(
@@ -86,6 +108,7 @@ def train_run(
         optimizer, int(cfg["warmup_ratio"] * total_steps), total_steps
     )
     order = torch.Generator().manual_seed(seed)
+    lengths = [text_length(e) for e in train_data]
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     history: list[dict] = []
@@ -97,16 +120,15 @@ def train_run(
             tracker.log_metrics({f"params/{k}": v for k, v in counts.items()})
         for epoch in range(1, cfg["epochs"] + 1):
             model.train()
-            permutation = torch.randperm(len(train_data), generator=order).tolist()
+            epoch_batches = length_grouped_batches(
+                lengths, cfg["batch_size"], cfg["length_group_batches"], order
+            )
             # Sums stay on the device: no host sync inside the loop, one per epoch.
             task_sum = torch.zeros((), device=device)
             consistency_sum = torch.zeros((), device=device)
             bar = tqdm(range(steps_per_epoch), desc=f"{task}/{method}/{seed} epoch {epoch}", leave=False)
             for step in bar:
-                chunk = [
-                    train_data[i]
-                    for i in permutation[step * cfg["batch_size"] : (step + 1) * cfg["batch_size"]]
-                ]
+                chunk = [train_data[i] for i in epoch_batches[step]]
                 inputs, labels = encode(chunk, tokenizer, cfg["max_length"])
                 inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
                 labels = labels.to(device, non_blocking=True)

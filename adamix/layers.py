@@ -77,10 +77,15 @@ class ExpertLinear(nn.Module):
             self.bias = nn.Parameter(self.bias.mean(0, keepdim=True), requires_grad=self.bias.requires_grad)
         self._merged_cache = None
 
+    def _single(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(weight, bias) of a stack of one. `squeeze` rather than `[0]`: its backward is a view, where indexing
+        would allocate a zero gradient for the stack and copy into it (two extra kernels per projection)."""
+        return self.weight.squeeze(0), None if self.bias is None else self.bias.squeeze(0)
+
     def merged_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Uniformly averaged (weight, bias), from the current parameters (never stale)."""
         if self.num_experts == 1:
-            return self.weight[0], None if self.bias is None else self.bias[0]
+            return self._single()
         differentiable = torch.is_grad_enabled() and self.weight.requires_grad
         if differentiable:
             return self.weight.mean(0), None if self.bias is None else self.bias.mean(0)
@@ -100,7 +105,7 @@ class ExpertLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.num_experts == 1:
-            return F.linear(x, self.weight[0], None if self.bias is None else self.bias[0])
+            return F.linear(x, *self._single())
         if self.training:
             return self._routed(x, self.route_groups)
         if self.inference == "merge":

@@ -147,7 +147,7 @@ _SCHEMA: dict[str, Any] = {
         "epochs": (2, _POSITIVE),
         "batch_size": (32, _POSITIVE),
         "eval_batch_size": (128, _POSITIVE),
-        "learning_rate": (2.0e-3, _number(0, low_open=True)),
+        "learning_rate": (5.0e-3, _number(0, low_open=True)),
         "max_length": (64, _POSITIVE),
         "warmup_ratio": (0.06, _number(0, 1)),
         "weight_decay": (0.1, _number(0)),
@@ -158,6 +158,7 @@ _SCHEMA: dict[str, Any] = {
         "compile": (False, _flag),
         "two_view": ("batched", _choice("batched", "sequential")),
         "eval_every_epoch": (True, _flag),
+        "length_group_batches": (8, _NATURAL),
     },
     "adamix": {
         "num_experts": (4, _POSITIVE),
@@ -171,8 +172,8 @@ _SCHEMA: dict[str, Any] = {
         "dropout": (0.0, _number(0, 1)),
     },
     "method_overrides": {
-        "adamix_lora": {"adamix": {"bottleneck": 4}, "train": {"learning_rate": 4.0e-4}},
-        "lora": {"adamix": {"bottleneck": 4}, "train": {"learning_rate": 4.0e-4}},
+        "adamix_lora": {"adamix": {"bottleneck": 4}, "train": {"learning_rate": 4.0e-3}},
+        "lora": {"adamix": {"bottleneck": 4}, "train": {"learning_rate": 4.0e-3}},
         "full": {"train": {"learning_rate": 5.0e-5}},
     },
     "evaluate": {

@@ -68,8 +68,10 @@ def test_variant_of_a_method_with_overrides_starts_from_its_override(params: dic
         "rank": {"method": "adamix_lora", "key": "adamix.bottleneck", "values": [2, 4]}
     }
     assert [v.method for v in grid.variants(params, "rank")] == ["adamix_lora.rank=2", "adamix_lora"]
+    own_rate = params["method_overrides"]["adamix_lora"]["train"]["learning_rate"]
+    assert own_rate != params["train"]["learning_rate"]  # so that inheriting the override shows
     assert run_params(params, "adamix_lora.rank=2")["method_overrides"] == {
-        "adamix_lora.rank=2": {"adamix": {"bottleneck": 2}, "train": {"learning_rate": 4.0e-4}}
+        "adamix_lora.rank=2": {"adamix": {"bottleneck": 2}, "train": {"learning_rate": own_rate}}
     }
 
 

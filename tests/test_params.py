@@ -221,7 +221,9 @@ def test_load_params_profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert load_params(path, "empty") == DEFAULTS
     monkeypatch.setenv("PROFILE", "fast")
     assert load_params(path)["train"]["epochs"] == 1
-    assert load_params(path, profile="")["train"]["epochs"] == DEFAULTS["train"]["epochs"]  # explicit "" wins over $PROFILE
+    assert (
+        load_params(path, profile="")["train"]["epochs"] == DEFAULTS["train"]["epochs"]
+    )  # explicit "" wins over $PROFILE
     monkeypatch.setenv("PROFILE", "")
     assert load_params(path) == DEFAULTS
     with pytest.raises(ParamsError, match=r"unknown profile 'slow': .* available profiles: empty, fast$"):

@@ -108,10 +108,11 @@ def test_step_flops_follow_the_documented_formula():
     assert two_views == 2 * 2 * (2 * n_single * batch * length + attention)
 
 
-def test_memory_probe_measures_in_process():
-    payload = dict(
+def _probe_payload(method: str) -> dict:
+    """The smallest memory-probe job: the tiny model, 2 x 8 tokens, one step."""
+    return dict(
         model="tiny",
-        method="adamix_lora+cons_batched",
+        method=method,
         batch=2,
         length=8,
         seed=0,
@@ -120,22 +121,14 @@ def test_memory_probe_measures_in_process():
         sizes=Sizes().__dict__,
         steps=1,
     )
-    out = memory_probe.measure(payload)
+
+
+def test_memory_probe_measures_in_process():
+    out = memory_probe.measure(_probe_payload("adamix_lora+cons_batched"))
     assert out["peak_mb"] >= 0 and out["how"]
 
 
 @pytest.mark.slow
 def test_memory_probe_runs_in_a_fresh_process():
-    payload = dict(
-        model="tiny",
-        method="full",
-        batch=2,
-        length=8,
-        seed=0,
-        precision="fp32",
-        grad_clip=1.0,
-        sizes=Sizes().__dict__,
-        steps=1,
-    )
-    out = memory_probe.run_probe(payload, timeout=120)
+    out = memory_probe.run_probe(_probe_payload("full"), timeout=120)
     assert out.get("error") is None and out["peak_mb"] >= 0

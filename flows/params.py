@@ -136,6 +136,7 @@ _SCHEMA: dict[str, Any] = {
         "split_seed": (0, _NATURAL),
         "glue_dir": (None, _nullable(_text)),
         "fewshot_dir": (None, _nullable(_text)),
+        "bigbench_archive": (None, _nullable(_text)),
     },
     "fewshot": {
         "k": (0, _NATURAL),

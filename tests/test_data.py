@@ -26,6 +26,7 @@ DATA_CFG = {
     "split_seed": 0,
     "glue_dir": None,
     "fewshot_dir": None,
+    "bigbench_archive": None,
 }
 SMALL_CFG = {**DATA_CFG, "validation_size": 4, "test_size": 4}
 
@@ -47,10 +48,12 @@ def test_builtin_task_names():
     assert builtin_task_names() == sorted(
         [
             "cola",
+            "epistemic_reasoning",
             "imdb",
             "mnli",
             "mpqa",
             "mrpc",
+            "presuppositions_nli",
             "qnli",
             "qqp",
             "rotten_tomatoes",
@@ -58,6 +61,7 @@ def test_builtin_task_names():
             "sst2",
             "stsb",
             "subj",
+            "vitaminc",
         ]
     )
 

@@ -14,6 +14,7 @@ DATA_CFG = {
     "split_seed": 0,
     "glue_dir": None,
     "fewshot_dir": None,
+    "bigbench_archive": None,
 }
 MNLI_TRAIN_HEADER = [
     "index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",

@@ -331,12 +331,20 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None) ->
         overlay = _read_yaml(profile_file, allow_empty=True)
         sources.append((profile_file, overlay))
         params = deep_merge(params, overlay)
+    _drop_disabled_grids(params)
     try:
         validate(params)
     except ParamsError as err:
         origin = next((file for file, data in reversed(sources) if _has_path(data, err.path)), path)
         raise ParamsError(f"{origin}: {err}", err.path) from None
     return params
+
+
+def _drop_disabled_grids(params: dict[str, Any]) -> None:
+    """Remove the ablation grids set to null: how a profile switches off a grid that params.yaml defines."""
+    grids = params.get("ablations", {}).get("grids") if isinstance(params.get("ablations"), dict) else None
+    if isinstance(grids, dict):
+        params["ablations"]["grids"] = {name: spec for name, spec in grids.items() if spec is not None}
 
 
 def _has_path(data: Any, path: tuple[str, ...]) -> bool:

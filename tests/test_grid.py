@@ -126,3 +126,22 @@ def test_unknown_ablation_task_is_named(params: dict) -> None:
 def test_unknown_variant_name_is_an_unknown_method(params: dict) -> None:
     with pytest.raises(ParamsError, match="unknown method 'adamix_adapter.num_experts=3'"):
         run_params(params, "adamix_adapter.num_experts=3")
+
+
+def test_a_profile_switches_a_grid_off_with_null_and_adds_its_own(tmp_path) -> None:
+    from flows.params import load_params
+    from flows.paths import ROOT
+
+    profile = tmp_path / "lr_only.yaml"
+    profile.write_text(
+        "ablations:\n"
+        "  tasks: [rotten_tomatoes]\n"
+        "  grids:\n"
+        "    num_experts: null\n"
+        "    bottleneck: null\n"
+        "    lr: {method: adapter, key: train.learning_rate, values: [1.0e-3, 5.0e-3]}\n"
+    )
+    params = load_params(ROOT / "params.yaml", str(profile))
+    assert set(params["ablations"]["grids"]) == {"share", "consistency", "lr"}
+    methods = {method for _, method, _ in grid.runs(params)}
+    assert "adapter.lr=0.001" in methods and not any("num_experts" in m or "bottleneck" in m for m in methods)

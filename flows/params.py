@@ -623,7 +623,11 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--profile", default=None, help="profile name or .yaml path (default: $PROFILE)")
         if name == "resolve":
             sub.add_argument("--out", default="params.resolved.yaml", help="output file")
-            sub.add_argument("--grid-out", default="params.grid.yaml", help="run grid file for dvc.yaml vars")
+            sub.add_argument(
+                "--grid-out",
+                default=None,
+                help="run grid file for dvc.yaml vars (default: params.grid.yaml beside --out)",
+            )
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params, args.profile)
@@ -633,8 +637,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "show":
         sys.stdout.write(_dump(params))
     else:
-        written = resolve_to_file(params, args.out, args.grid_out)
-        print(f"{'wrote' if written else 'unchanged'}: {args.out}, {args.grid_out}")
+        # The grid belongs beside the resolved params it was made from, never in whatever folder this runs in.
+        grid_out = args.grid_out or Path(args.out).parent / "params.grid.yaml"
+        written = resolve_to_file(params, args.out, grid_out)
+        print(f"{'wrote' if written else 'unchanged'}: {args.out}, {grid_out}")
     return 0
 
 

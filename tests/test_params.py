@@ -281,6 +281,8 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert P.main(["resolve", *args, "--out", str(out)]) == 0
     assert capsys.readouterr().out.startswith("unchanged:")
     assert yaml.safe_load(out.read_text())["seeds"] == [7]
+    grid = yaml.safe_load((tmp_path / "params.grid.yaml").read_text())["grid"]  # beside --out, not in the cwd
+    assert {run["seed"] for run in grid["runs"].values()} == {7}
     assert P.main(["show", *args]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["seeds"] == [7]
     assert P.main(["show", "--params", str(path), "--profile", "missing"]) == 2

@@ -126,6 +126,8 @@ def _parse(record: object, task: _PairTask, label_ids: dict[str, int]) -> Exampl
     scores = record.get("target_scores")
     if not isinstance(scores, dict) or not scores:
         return None
+    if not all(isinstance(score, int | float) and not isinstance(score, bool) for score in scores.values()):
+        return None
     best = max(scores.values())
     winners = [label for label, score in scores.items() if score == best]
     if len(winners) != 1 or winners[0] not in label_ids:

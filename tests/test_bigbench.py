@@ -64,6 +64,7 @@ BROKEN = [
     {"input": "no claim marker here", "target_scores": {"True": 1, "False": 0, "Neither": 0}},
     {"input": "A: x\nClaim: y", "target_scores": {"True": 1, "False": 1, "Neither": 0}},  # a tie
     {"input": "A: x\nClaim: y", "target_scores": {"Maybe": 1}},  # not a label of the task
+    {"input": "A: x\nClaim: y", "target_scores": {"True": "1", "False": 0}},  # not a number
     "not an object",
 ]
 
@@ -167,7 +168,7 @@ def test_an_archive_without_the_task_or_not_an_archive_is_named(tmp_path):
     with pytest.raises(DataError, match="not a BIG-bench task file"):
         bigbench.read_bigbench("epistemic_reasoning", str(bad_json))
     empty = _write_archive(tmp_path / "empty.tar.gz", {"epistemic_reasoning": {"examples": BROKEN}})
-    with pytest.raises(DataError, match="none of its 4 examples parse"):
+    with pytest.raises(DataError, match=f"none of its {len(BROKEN)} examples parse"):
         bigbench.read_bigbench("epistemic_reasoning", str(empty))
 
 

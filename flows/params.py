@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from .paths import GRID_PARAMS
+
 KNOWN_METHODS = ("adamix_adapter", "adamix_lora", "adapter", "lora", "full")
 INFERENCE_MODES = ("merge", "random", "fixed")
 
@@ -342,9 +344,9 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None) ->
 
 def _drop_disabled_grids(params: dict[str, Any]) -> None:
     """Remove the ablation grids set to null: how a profile switches off a grid that params.yaml defines."""
-    grids = params.get("ablations", {}).get("grids") if isinstance(params.get("ablations"), dict) else None
-    if isinstance(grids, dict):
-        params["ablations"]["grids"] = {name: spec for name, spec in grids.items() if spec is not None}
+    ablations = params.get("ablations")
+    if isinstance(ablations, dict) and isinstance(ablations.get("grids"), dict):
+        ablations["grids"] = {name: spec for name, spec in ablations["grids"].items() if spec is not None}
 
 
 def _has_path(data: Any, path: tuple[str, ...]) -> bool:
@@ -638,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(_dump(params))
     else:
         # The grid belongs beside the resolved params it was made from, never in whatever folder this runs in.
-        grid_out = args.grid_out or Path(args.out).parent / "params.grid.yaml"
+        grid_out = args.grid_out or Path(args.out).parent / GRID_PARAMS
         written = resolve_to_file(params, args.out, grid_out)
         print(f"{'wrote' if written else 'unchanged'}: {args.out}, {grid_out}")
     return 0

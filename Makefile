@@ -59,14 +59,14 @@ format: $(STAMP)
 
 # params.yaml with the profile merged over it; rewritten only when it changes (DVC reruns what changed).
 params: $(STAMP)
-	$(PY) -m flows.params resolve --out params.resolved.yaml --grid-out params.grid.yaml
+	$(PY) -m flows.config resolve --out params.resolved.yaml --grid-out params.grid.yaml
 
 reproduce: params
 	ADAMIX_PIPELINE_RUN=reproduce-$(RUN_KEY) dvc repro $(DVC_FLAGS)
 	@echo "Tables and plots: reports/  |  runs: make ui"
 
 flow: params
-	ADAMIX_PIPELINE_RUN=flow-$(RUN_KEY) $(PY) -m flows.pipeline run
+	ADAMIX_PIPELINE_RUN=flow-$(RUN_KEY) $(PY) -m flows.orchestration.prefect_flow run
 	dvc status
 
 # A local Prefect server and the flow served on the cron schedule of params `flow.cron` (Ctrl-C stops both).

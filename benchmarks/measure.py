@@ -12,7 +12,7 @@ from torch import nn
 
 import adamix
 from adamix.consistency import default_task_loss
-from flows.train import _optimizer as build_optimizer
+from flows.stages.train import _optimizer as build_optimizer
 
 from .models import MethodSpec
 

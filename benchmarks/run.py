@@ -21,7 +21,7 @@ import torch
 import transformers
 from tqdm.auto import tqdm
 
-from flows.modeling import autocast_dtype
+from flows.modeling.base import autocast_dtype
 
 from .measure import (
     cuda_peak_context,

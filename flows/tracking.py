@@ -311,7 +311,7 @@ class StageRun:
         params: the full validated parameters (they pick the experiment and the parent run).
         stage: the stage name, e.g. "train" (tag ``adamix.stage``, and the start of the run name).
         name: what this call works on, e.g. "rotten_tomatoes/adamix_adapter/13".
-        run_params: the parameters this call used (e.g. `flows.params.run_params(params, method)`), logged
+        run_params: the parameters this call used (e.g. `flows.config.grid.run_params(params, method)`), logged
             flattened with dotted keys.
         tags: extra tags; a key without a dot is namespaced (``task`` -> ``adamix.task``), so the usual ones
             are task, method, seed and data_hash. Values are logged as strings.

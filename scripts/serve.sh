@@ -16,4 +16,4 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 echo "Prefect UI: http://127.0.0.1:${port}  (the deployment runs on the cron of params flow.cron)"
-python -m flows.pipeline serve
+python -m flows.orchestration.prefect_flow serve

@@ -6,7 +6,7 @@ import copy
 import json
 from pathlib import Path
 
-from flows.params import DEFAULTS
+from flows.config.schema import DEFAULTS
 
 SEEDS = [13, 21]
 # AdaMix runs are also scored in random and fixed routing, this much lower than merged.

@@ -15,9 +15,12 @@ import torch
 from mlflow import MlflowClient
 from tiny_project import SEED, TASK, make_project, tool_env, write_params
 
-from flows import evaluate, fewshot, merge, paths, pipeline, prepare, tracking, train
-from flows import params as flow_params
-from flows.params import load_params
+from flows import tracking
+from flows.config import __main__ as flow_params
+from flows.config import paths
+from flows.config.params import load_params
+from flows.orchestration import prefect_flow as pipeline
+from flows.stages import evaluate, fewshot, merge, prepare, train
 
 METHOD = "adamix_adapter"
 
@@ -219,7 +222,7 @@ def test_command_line_process_exits_2_without_traceback(project, tmp_path) -> No
     """The real process: exit status 2 and one line on stderr (what DVC and make show)."""
     params_file = _variant(project, tmp_path, _set_dataset("label_column", "sentiment"))
     done = subprocess.run(
-        [sys.executable, "-m", "flows.prepare", "--task", TASK, "--params", str(params_file)],
+        [sys.executable, "-m", "flows.stages.prepare", "--task", TASK, "--params", str(params_file)],
         cwd=paths.ROOT,
         env=tool_env(project["root"]),
         capture_output=True,

@@ -10,8 +10,8 @@ import pytest
 import torch
 import transformers
 
-from flows.evaluate import predict
-from flows.train import length_grouped_batches
+from flows.modeling.batching import length_grouped_batches
+from flows.modeling.inference import predict
 
 
 def _lengths(n: int, seed: int = 0) -> list[int]:

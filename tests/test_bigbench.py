@@ -9,8 +9,7 @@ from collections import Counter
 
 import pytest
 
-from flows import bigbench
-from flows.data import DataError, load_split, prepare_task, read_meta
+from flows.data import DataError, bigbench, load_split, prepare_task, read_meta
 
 DATA_CFG = {
     "max_train_examples": None,

@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows import data
 from flows.data import (
     DataError,
     builtin_task_names,
@@ -17,6 +16,7 @@ from flows.data import (
     read_meta,
     validate_dataset_cfg,
 )
+from flows.data import prepare as data_prepare
 
 DATA_CFG = {
     "max_train_examples": None,
@@ -388,7 +388,7 @@ def test_failure_while_writing_leaves_the_previous_output_intact(tmp_path, monke
             raise OSError("disk full")
         path.write_text("partial")
 
-    monkeypatch.setattr(data, "_write_jsonl", fail_on_second_file)
+    monkeypatch.setattr(data_prepare, "_write_jsonl", fail_on_second_file)
     with pytest.raises(OSError, match="disk full"):
         prepare_task("mine", datasets_cfg, {**SMALL_CFG, "split_seed": 5}, tmp_path / "out")
     assert _bytes(tmp_path / "out") == before
@@ -405,7 +405,7 @@ def test_failure_of_the_final_rename_restores_the_previous_output(tmp_path, monk
             raise OSError("rename failed")
         real_replace(source, destination)
 
-    monkeypatch.setattr(data.os, "replace", replace)
+    monkeypatch.setattr(data_prepare.os, "replace", replace)
     with pytest.raises(OSError, match="rename failed"):
         prepare_task("mine", datasets_cfg, {**SMALL_CFG, "split_seed": 5}, tmp_path / "out")
     assert _bytes(tmp_path / "out") == before

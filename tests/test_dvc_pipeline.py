@@ -15,8 +15,10 @@ import yaml
 from mlflow import MlflowClient
 from tiny_project import SEED, TASK, add_dvc, make_project, run_tool
 
-from flows import evaluate, fewshot, merge, paths, prepare, report, tracking, train
-from flows.params import load_params
+from flows import tracking
+from flows.config import paths
+from flows.config.params import load_params
+from flows.stages import evaluate, fewshot, merge, prepare, report, train
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +42,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict
     root = tmp_path_factory.mktemp("dvc-repo")
     params_file = make_project(root, tiny_model_dir, methods=METHODS)
     add_dvc(root)
-    resolved = run_tool(root, "python", "-m", "flows.params", "resolve")
+    resolved = run_tool(root, "python", "-m", "flows.config", "resolve")
     assert "wrote" in resolved.stdout
     key = f"dvc-test-{uuid.uuid4().hex[:8]}"
     first = run_tool(root, "env", f"ADAMIX_PIPELINE_RUN={key}", "dvc", "repro", timeout=540)
@@ -94,7 +96,7 @@ def test_a_report_setting_reruns_only_the_report(repo: dict) -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["report"]["decimals"] = 3
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run_tool(root, "python", "-m", "flows.params", "resolve")
+    run_tool(root, "python", "-m", "flows.config", "resolve")
     rerun = run_tool(root, "dvc", "repro")
     assert _ran(rerun.stdout) == ["report"], rerun.stdout
     assert "up to date" in run_tool(root, "dvc", "status").stdout

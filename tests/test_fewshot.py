@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from flows.data import DataError, load_split, read_meta, write_task_dir
-from flows.fewshot import LMBFF_SEEDS, make_fewshot_split, split_for_seed
+from flows.stages.fewshot import LMBFF_SEEDS, make_fewshot_split, split_for_seed
 
 LABEL_NAMES = ["entailment", "neutral", "contradiction"]
 

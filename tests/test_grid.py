@@ -6,9 +6,11 @@ import copy
 
 import pytest
 
-from flows import grid
-from flows.modeling import method_spec
-from flows.params import DEFAULTS, ParamsError, run_params, validate
+from flows.config import grid
+from flows.config.grid import run_params
+from flows.config.params import ParamsError, validate
+from flows.config.schema import DEFAULTS
+from flows.modeling.models import method_spec
 
 
 @pytest.fixture()
@@ -129,8 +131,8 @@ def test_unknown_variant_name_is_an_unknown_method(params: dict) -> None:
 
 
 def test_a_profile_switches_a_grid_off_with_null_and_adds_its_own(tmp_path) -> None:
-    from flows.params import load_params
-    from flows.paths import ROOT
+    from flows.config.params import load_params
+    from flows.config.paths import ROOT
 
     profile = tmp_path / "lr_only.yaml"
     profile.write_text(

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from report_fixtures import RT, SEEDS, make_result, report_params, write_result
 
-from flows.paper import (
+from flows.report.collect import collect, load_results, main_runs
+from flows.report.paper import (
     BERT_BASE,
     GLUE_ORDER,
     PUBLISHED,
@@ -20,8 +21,7 @@ from flows.paper import (
     model_id,
     published,
 )
-from flows.report import METHOD_LABELS, build_report
-from flows.report_data import collect, load_results, main_runs
+from flows.stages.report import METHOD_LABELS, build_report
 
 
 def _data(results: Path, params: dict):

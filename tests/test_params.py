@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
-import sys
 import types
 from pathlib import Path
 
 import pytest
 import yaml
 
-from flows import params as P
-from flows.params import DEFAULTS, ParamsError, deep_merge, load_params, resolve_to_file, run_params, validate
+from flows.config import __main__ as P
+from flows.config.files import deep_merge
+from flows.config.grid import run_params
+from flows.config.params import ParamsError, load_params, resolve_to_file, validate
+from flows.config.schema import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = ["imdb", "mnli", "rotten_tomatoes", "sst2"]
@@ -28,8 +30,7 @@ def fake_data_module(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = types.ModuleType("flows.data")
     fake.builtin_task_names = lambda: list(BUILTIN)
     fake.validate_dataset_cfg = validate_dataset_cfg
-    monkeypatch.setitem(sys.modules, "flows.data", fake)
-    monkeypatch.setattr("flows.data", fake, raising=False)
+    monkeypatch.setattr("flows.config.params.data", fake)
     monkeypatch.delenv("PROFILE", raising=False)
 
 

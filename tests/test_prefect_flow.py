@@ -17,8 +17,11 @@ from mlflow import MlflowClient
 from prefect.task_runners import ThreadPoolTaskRunner
 from tiny_project import SEED, TASK, add_dvc, make_project, run_tool
 
-from flows import evaluate, fewshot, merge, paths, pipeline, prepare, report, tracking, train
-from flows.params import load_params
+from flows import tracking
+from flows.config import paths
+from flows.config.params import load_params
+from flows.orchestration import prefect_flow as pipeline
+from flows.stages import evaluate, fewshot, merge, prepare, report, train
 
 METHODS = ["adamix_adapter", "lora"]
 

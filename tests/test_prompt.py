@@ -14,19 +14,17 @@ from tiny_models import CONFIGS, tiny_tokenizer
 from tiny_project import SEED, TASK, WORDS, make_project
 
 import adamix
-from flows import evaluate, fewshot, glue, merge, paths, prepare, train
-from flows.modeling import ModelError, build_model, load_run_model, load_tokenizer, save_run_model
-from flows.params import DEFAULTS, KNOWN_METHODS, ParamsError, deep_merge, load_params, run_params, validate
-from flows.prompt import (
-    BUILTIN_PROMPTS,
-    Prompt,
-    PromptClassifier,
-    PromptEncoder,
-    PromptError,
-    load_prompt_model,
-    parse_template,
-    task_prompt,
-)
+from flows.config import paths
+from flows.config.files import deep_merge
+from flows.config.grid import run_params
+from flows.config.params import ParamsError, load_params, validate
+from flows.config.schema import DEFAULTS, KNOWN_METHODS
+from flows.data.catalog import GLUE_TASKS, LMBFF_TASKS
+from flows.data.prompts import BUILTIN_PROMPTS, Prompt, PromptError, parse_template, task_prompt
+from flows.modeling.base import ModelError
+from flows.modeling.models import build_model, load_run_model, load_tokenizer, save_run_model
+from flows.modeling.prompting import PromptClassifier, PromptEncoder, load_prompt_model
+from flows.stages import evaluate, fewshot, merge, prepare, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every built-in template's literal words and label words, plus the toy project's words (fits the 64-token vocab).
@@ -38,15 +36,15 @@ TOY_PROMPT = {"templates": {TASK: "{text_a} It was {mask} ."}, "label_words": {T
 
 
 def _label_names(task: str) -> list[str]:
-    if task in glue.GLUE_TASKS:
-        return list(glue.GLUE_TASKS[task].label_names)
-    return list(glue.LMBFF_TASKS.get(task, ("negative", "positive")))
+    if task in GLUE_TASKS:
+        return list(GLUE_TASKS[task].label_names)
+    return list(LMBFF_TASKS.get(task, ("negative", "positive")))
 
 
 def _meta(task: str, names: list[str] | None = None, pair: bool | None = None) -> dict:
     names = _label_names(task) if names is None else names
     if pair is None:
-        pair = task in glue.GLUE_TASKS and glue.GLUE_TASKS[task].columns[1] is not None
+        pair = task in GLUE_TASKS and GLUE_TASKS[task].columns[1] is not None
     return {
         "task": task,
         "label_names": names,

@@ -6,17 +6,17 @@ import copy
 import csv
 import json
 import math
-import sys
 import types
 from pathlib import Path
 
 import pytest
 import yaml
 
-from flows import report
-from flows.params import DEFAULTS
-from flows.plots import Cell, format_count
-from flows.report import ReportError, build_report
+from flows.config.schema import DEFAULTS
+from flows.report.collect import ReportError
+from flows.report.plots import Cell, format_count
+from flows.stages import report
+from flows.stages.report import build_report
 
 TASKS = ["rotten_tomatoes", "mnli"]
 METHODS = ["adamix_adapter", "lora", "full"]
@@ -334,8 +334,7 @@ def fake_data_module(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = types.ModuleType("flows.data")
     fake.builtin_task_names = lambda: sorted(TASKS)
     fake.validate_dataset_cfg = lambda name, cfg: None
-    monkeypatch.setitem(sys.modules, "flows.data", fake)
-    monkeypatch.setattr("flows.data", fake, raising=False)
+    monkeypatch.setattr("flows.config.params.data", fake)
 
 
 def test_command_line(
@@ -356,7 +355,7 @@ def test_command_line(
 
 def test_dvc_yaml_declares_every_report_output() -> None:
     """DVC must know every file the report stage writes (and nothing it does not), or `dvc status` lies."""
-    from flows.report import OUTPUTS
+    from flows.stages.report import OUTPUTS
 
     stage = yaml.safe_load((Path(__file__).parents[1] / "dvc.yaml").read_text())["stages"]["report"]
     declared = [

@@ -20,9 +20,9 @@ from report_fixtures import (
     write_result,
 )
 
-from flows.report import build_report
-from flows.report_ablations import ablation_runs, collect_ablations, smoothed_loss
-from flows.report_data import ReportError
+from flows.report.ablations import ablation_runs, collect_ablations, smoothed_loss
+from flows.report.collect import ReportError
+from flows.stages.report import build_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -191,7 +191,7 @@ def test_failed_ablation_plot_keeps_the_previous_folder(
     def broken(*args, **kwargs) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("flows.report_ablations.plot_ablation", broken)
+    monkeypatch.setattr("flows.report.ablations.plot_ablation", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         build_report(tmp_path / "results", out, params)
     assert [p.name for p in out.iterdir()] == ["ablations"]

@@ -8,12 +8,10 @@ from pathlib import Path
 import pytest
 from report_fixtures import MAIN_SCORES, RT, make_result, report_params, write_ablation_project, write_result
 
-from flows.grid import Variant
-from flows.plots import Cell
-from flows.report import METHOD_LABELS
-from flows.report_ablations import GridResult, collect_ablations, grid_results
-from flows.report_data import collect, load_results, main_runs
-from flows.report_findings import (
+from flows.config.grid import Variant
+from flows.report.ablations import GridResult, collect_ablations, grid_results
+from flows.report.collect import collect, load_results, main_runs
+from flows.report.findings import (
     HELD,
     MIXED,
     NOISE,
@@ -25,6 +23,8 @@ from flows.report_findings import (
     overall,
     verdict,
 )
+from flows.report.plots import Cell
+from flows.stages.report import METHOD_LABELS
 
 
 def _findings(results: Path, params: dict) -> dict[str, str]:

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from report_fixtures import MAIN_SCORES, RT, report_params, write_scores
 
-from flows.report_data import collect, load_results, main_runs
-from flows.report_stats import is_adamix, paired_test, paired_tests, significance_csv, significance_section
+from flows.report.collect import collect, load_results, main_runs
+from flows.report.stats import is_adamix, paired_test, paired_tests, significance_csv, significance_section
 
 LABELS = {"adamix_adapter": "AdaMix Adapter", "lora": "LoRA", "full": "Full fine-tuning"}
 

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from tiny_project import ADAMIX, SEED, TASK, make_project
 
-from flows import evaluate, fewshot, merge, paths, prepare, report, train
-from flows.params import KNOWN_METHODS, load_params
+from flows.config import paths
+from flows.config.params import load_params
+from flows.config.schema import KNOWN_METHODS
+from flows.stages import evaluate, fewshot, merge, prepare, report, train
 
 SPLITS = ("train", "validation", "test")
 

@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
-from flows.params import DEFAULTS, deep_merge, load_params
+from flows.config.files import deep_merge
+from flows.config.params import load_params
+from flows.config.schema import DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "toy"

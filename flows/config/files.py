@@ -1,0 +1,112 @@
+"""Params files: strict YAML reading (YAML 1.2 floats, no duplicate keys), profiles, deep merging, atomic writes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .schema import ParamsError
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader that reads `1e-4` as a float (YAML 1.2) and rejects duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` entries may legitimately be overridden by explicit keys
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(path: Path, *, allow_empty: bool = False) -> dict[str, Any]:
+    if not path.is_file():
+        raise ParamsError(f"{path}: no such params file")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (safe loader subclass)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ParamsError(f"{where}: invalid YAML: {problem}") from None
+    if data is None and allow_empty:
+        return {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def profile_path(profile: str, root: Path) -> Path:
+    if profile.endswith((".yaml", ".yml")):
+        return Path(profile)
+    folder = root / "profiles"
+    candidate = folder / f"{profile}.yaml"
+    if candidate.is_file():
+        return candidate
+    available = sorted(p.stem for p in folder.glob("*.y*ml")) if folder.is_dir() else []
+    raise ParamsError(
+        f"unknown profile {profile!r}: no {candidate}; available profiles: {', '.join(available) or 'none'}"
+    )
+
+
+# -- merging ---------------------------------------------------------------------------------------------
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `override` over `base` into a new dict; neither input is modified.
+
+    Args:
+        base: the starting mapping.
+        override: values that win; a mapping merges into a mapping recursively, anything else replaces.
+
+    Returns:
+        A new dict sharing no mutable values with the inputs.
+    """
+    merged = {key: copy.deepcopy(value) for key, value in base.items()}
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def dump_yaml(params: Mapping[str, Any]) -> str:
+    plain = json.loads(json.dumps(params))  # tuples -> lists, any Mapping -> dict: what safe_dump accepts
+    return yaml.safe_dump(plain, sort_keys=True, default_flow_style=False)

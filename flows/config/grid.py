@@ -1,0 +1,215 @@
+"""The run grid: every (task, method, seed) run the pipeline trains, ablation variants included.
+
+The main grid is ``tasks x methods x seeds``. Each ablation of ``params.yaml`` (section ``ablations.grids``) varies
+one key of one method over a list of values, e.g.::
+
+    ablations:
+      tasks: [rotten_tomatoes]
+      grids:
+        num_experts: {method: adamix_adapter, key: adamix.num_experts, values: [1, 2, 4, 8, 16]}
+
+Each value becomes a *variant*: a run method named ``<method>.<grid>=<value>`` (``adamix_adapter.num_experts=8``)
+whose parameters are the method's with that one key set. A value equal to the method's own setting is the method
+itself, so the main runs are reused and never trained twice. Variants are ordinary methods everywhere else: DVC
+stages, run folders, MLflow runs and results are keyed by the variant's name.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .files import deep_merge
+from .schema import KNOWN_METHODS, ParamsError
+
+VARIANT_SEP = "."
+_GRID_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+ABLATION_SECTIONS = ("train", "adamix")  # sections an ablation may vary
+
+
+class GridError(ValueError):
+    """An ablation grid that cannot be expanded; the message names the grid and key."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One value of one ablation grid, and the run method that trains it."""
+
+    grid: str  # the grid's name in ablations.grids
+    base: str  # the method varied (one of flows.config.schema.KNOWN_METHODS)
+    key: tuple[str, str]  # (section, key), e.g. ("adamix", "num_experts")
+    value: Any
+    method: str  # run method name: `base` for its own setting, else "<base>.<grid>=<value>"
+
+    @property
+    def label(self) -> str:
+        """The value as shown in tables and plots."""
+        return format_value(self.value)
+
+
+def format_value(value: Any) -> str:
+    """A value as written in variant names: ``8``, ``0.0``, ``none``, ``true``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def base_method(method: str) -> str:
+    """The method a run method trains: ``adamix_adapter.num_experts=8`` -> ``adamix_adapter``."""
+    return method.split(VARIANT_SEP, 1)[0]
+
+
+def parse_key(grid: str, key: Any) -> tuple[str, str]:
+    """Split ``"adamix.num_experts"`` into its section and key, or raise GridError naming the grid."""
+    parts = key.split(".") if isinstance(key, str) else []
+    if len(parts) != 2 or parts[0] not in ABLATION_SECTIONS or not parts[1]:
+        sections = " or ".join(f"'{s}.<key>'" for s in ABLATION_SECTIONS)
+        raise GridError(f"'ablations.grids.{grid}.key' must be {sections}, got {key!r}")
+    return parts[0], parts[1]
+
+
+def variants(params: Mapping[str, Any], grid: str) -> list[Variant]:
+    """The variants of one ablation grid, in the order of its values.
+
+    Args:
+        params: validated parameters.
+        grid: a key of ``ablations.grids``.
+
+    Returns:
+        One Variant per value; the one equal to the method's own setting has ``method == base``.
+    """
+    spec = params["ablations"]["grids"][grid]
+    section, key = parse_key(grid, spec["key"])
+    own = run_params(params, spec["method"])[section][key]
+    out = []
+    for value in spec["values"]:
+        same = value == own and type(value) is type(own)
+        name = spec["method"] if same else f"{spec['method']}{VARIANT_SEP}{grid}={format_value(value)}"
+        out.append(Variant(grid, spec["method"], (section, key), value, name))
+    return out
+
+
+def all_variants(params: Mapping[str, Any]) -> dict[str, Variant]:
+    """Every variant run method of every grid (the ones that are their base method left out), by name."""
+    found: dict[str, Variant] = {}
+    for grid in params["ablations"]["grids"]:
+        for variant in variants(params, grid):
+            if variant.method != variant.base:
+                found[variant.method] = variant
+    return found
+
+
+def variant_override(params: Mapping[str, Any], method: str) -> tuple[str, dict[str, Any]]:
+    """The base method of a variant run method and the override that makes it.
+
+    Raises:
+        GridError: `method` is no variant of the grids in `params`.
+    """
+    base, sep, rest = method.partition(VARIANT_SEP)
+    grid = rest.partition("=")[0]
+    grids = params.get("ablations", {}).get("grids", {})
+    if sep and grid in grids:
+        for variant in variants(params, grid):
+            if variant.method == method:
+                section, key = variant.key
+                return base, {section: {key: variant.value}}
+    raise GridError(f"unknown method {method!r}: neither a method nor a variant of 'ablations.grids'")
+
+
+def _method_override(params: Mapping[str, Any], method: str) -> dict[str, Any]:
+    if method in KNOWN_METHODS:
+        return dict(params.get("method_overrides") or {}).get(method) or {}
+    try:
+        base, variant = variant_override(params, method)
+    except GridError:
+        raise ParamsError(f"unknown method {method!r}; known methods: {', '.join(KNOWN_METHODS)}") from None
+    return deep_merge(_method_override(params, base), variant)
+
+
+def run_params(params: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """Parameters of one method's runs: its `method_overrides` entry deep-merged over the sections.
+
+    Args:
+        params: validated parameters (from `load_params`).
+        method: one of KNOWN_METHODS, or an ablation variant (``adamix_adapter.num_experts=8``, see below):
+            its method's override with the variant's key set.
+
+    Returns:
+        A new dict; `method_overrides` keeps only this method's entry (the one applied), others are dropped.
+    """
+    override = _method_override(params, method)
+    base = {key: value for key, value in params.items() if key != "method_overrides"}
+    resolved = deep_merge(base, override)
+    resolved["method_overrides"] = {method: copy.deepcopy(override)} if override else {}
+    return resolved
+
+
+def runs(params: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """Every (task, run method, seed) to train: the main grid, then the ablation variants, without repeats."""
+    found: dict[tuple[str, str, int], None] = {}
+    for task in params["tasks"]:
+        for method in params["methods"]:
+            for seed in params["seeds"]:
+                found[(task, method, seed)] = None
+    ablations = params["ablations"]
+    seeds = ablations["seeds"] if ablations["seeds"] is not None else params["seeds"]
+    for task in ablations["tasks"]:
+        for grid in ablations["grids"]:
+            for variant in variants(params, grid):
+                for seed in seeds:
+                    found[(task, variant.method, seed)] = None
+    return list(found)
+
+
+def run_key(task: str, method: str, seed: int) -> str:
+    """The name DVC gives a run's stages: ``train@<task>-<method>-<seed>``."""
+    return f"{task}-{method}-{seed}"
+
+
+def grid_vars(params: Mapping[str, Any]) -> dict[str, Any]:
+    """What dvc.yaml expands: tasks to prepare, (task, seed) splits, and every run, keyed by stage name."""
+    all_runs = runs(params)
+    tasks = list(dict.fromkeys(task for task, _, _ in all_runs))
+    splits = {f"{task}-{seed}": {"task": task, "seed": seed} for task, _, seed in all_runs}
+    return {
+        "tasks": tasks,
+        "splits": dict(sorted(splits.items())),
+        "runs": {run_key(t, m, s): {"task": t, "method": m, "seed": s} for t, m, s in all_runs},
+    }
+
+
+def check_ablations(params: Mapping[str, Any], check_value) -> None:
+    """Validate ``ablations.grids`` (shape, method, key, values); `check_value(grid, section, key, value)` raises.
+
+    Raises:
+        GridError: naming the grid and the problem.
+    """
+    grids = params["ablations"]["grids"]
+    if not isinstance(grids, Mapping):
+        raise GridError(f"'ablations.grids' must be a mapping of grid name -> grid, got {grids!r}")
+    for grid, spec in grids.items():
+        where = f"ablations.grids.{grid}"
+        if not isinstance(grid, str) or not _GRID_NAME.match(grid):
+            raise GridError(f"ablation grid names are lower-case words ([a-z0-9_]), got {grid!r}")
+        if not isinstance(spec, Mapping) or set(spec) != {"method", "key", "values"}:
+            raise GridError(
+                f"'{where}' must be a mapping with exactly 'method', 'key' and 'values', got {spec!r}"
+            )
+        if spec["method"] not in KNOWN_METHODS:
+            raise GridError(
+                f"'{where}.method' must be one of {', '.join(KNOWN_METHODS)}, got {spec['method']!r}"
+            )
+        section, key = parse_key(grid, spec["key"])
+        values = spec["values"]
+        if not isinstance(values, list) or not values:
+            raise GridError(f"'{where}.values' must be a non-empty list, got {values!r}")
+        labels = [format_value(v) for v in values]
+        if len(set(labels)) != len(labels):
+            raise GridError(f"'{where}.values' has repeated values: {values!r}")
+        for value in values:
+            check_value(grid, section, key, value)

@@ -1,0 +1,47 @@
+"""What a task is once read: an example, a task as its source gives it, and the error bad data raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InputError
+from ..metrics import REGRESSION_METRICS
+
+Example = dict[str, Any]
+"""One example: `{"text_a": str, "text_b": str | None, "label": int | float}`."""
+META_FILE = "meta.json"
+CORE_SPLITS: tuple[str, ...] = ("train", "validation", "test")
+
+
+class DataError(InputError):
+    """Bad data or data configuration; the message names the file, key, column or row at fault."""
+
+
+@dataclass
+class TaskSource:
+    """A task as read from its source: examples with mapped labels, before cleaning, splitting and capping.
+
+    Attributes:
+        name: The task name.
+        splits: `train` (the pool that missing evaluation splits are carved from) plus whichever fixed splits
+            the source provides: `validation`, `test`, and extra test splits such as `test_mismatched`.
+        label_names: Class names in label-id order; empty for regression.
+        metrics: Metric names from `flows.metrics.METRICS`, primary first.
+        text_pair: Whether examples are sentence pairs (`text_b` set).
+        description: Human-readable account of where the data came from.
+        malformed: Rows the reader skipped because they could not be parsed.
+    """
+
+    name: str
+    splits: dict[str, list[Example]]
+    label_names: list[str]
+    metrics: list[str]
+    text_pair: bool
+    description: str
+    malformed: int = 0
+
+    @property
+    def is_regression(self) -> bool:
+        """True when the task is scored by a correlation metric (labels are floats)."""
+        return self.metrics[0] in REGRESSION_METRICS

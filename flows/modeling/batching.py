@@ -1,0 +1,62 @@
+"""Examples into tensors: tokenised, dynamically padded batches, and the order in which a run visits them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from .prompting import PromptEncoder
+
+
+def text_length(example: dict) -> int:
+    """Characters of an example's text(s): a free proxy of its token count, to batch similar lengths together."""
+    return len(example["text_a"]) + len(example.get("text_b") or "")
+
+
+def batches(
+    examples: list[dict], tokenizer, max_length: int, batch_size: int
+) -> Iterator[tuple[dict, torch.Tensor]]:
+    """Tokenised batches (dynamic padding) and their labels, in order."""
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        yield encode(chunk, tokenizer, max_length)
+
+
+def encode(chunk: list[dict], tokenizer, max_length: int) -> tuple[dict, torch.Tensor]:
+    """Tokenise one batch of normalised examples (text_a, optional text_b, label)."""
+    if isinstance(tokenizer, PromptEncoder):  # prompt-based: each example rendered in its template
+        return tokenizer(chunk, max_length)
+    pair = chunk[0].get("text_b") is not None
+    inputs = tokenizer(
+        [e["text_a"] for e in chunk],
+        [e["text_b"] for e in chunk] if pair else None,
+        truncation=True,
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    )
+    label_type = torch.float32 if isinstance(chunk[0]["label"], float) else torch.long
+    return dict(inputs), torch.tensor([e["label"] for e in chunk], dtype=label_type)
+
+
+def length_grouped_batches(
+    lengths: list[int], batch_size: int, group_batches: int, generator: torch.Generator
+) -> list[list[int]]:
+    """One epoch's batches of example indices: a random permutation cut into batches of `batch_size`.
+
+    With `group_batches` > 1, each run of `group_batches * batch_size` shuffled examples is sorted by length
+    (longest first) before it is cut, and the batches are shuffled again: batches pad to about their own length
+    (on short texts random batches pad ~2x) yet stay random, as Hugging Face's `group_by_length`. Every example
+    appears once and there are ceil(n / batch_size) batches, as without grouping.
+    """
+    permutation = torch.randperm(len(lengths), generator=generator).tolist()
+    if group_batches <= 1:
+        return [permutation[i : i + batch_size] for i in range(0, len(permutation), batch_size)]
+    span = group_batches * batch_size
+    grouped: list[list[int]] = []
+    for start in range(0, len(permutation), span):
+        run = sorted(permutation[start : start + span], key=lambda i: -lengths[i])
+        grouped += [run[i : i + batch_size] for i in range(0, len(run), batch_size)]
+    shuffle = torch.randperm(len(grouped), generator=generator).tolist()
+    return [grouped[i] for i in shuffle]

@@ -1,0 +1,167 @@
+"""Each method's trainable model: build it over a fresh base, save and reload a run's artifact, count parameters."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import adamix
+from adamix import AdaMixConfig
+
+from ..config.grid import base_method
+from ..data.prompts import task_prompt
+from .base import ModelError, hub_hint, pretrained_tokenizer, prompt_mode, resolve_model_path
+from .prompting import PromptEncoder, load_prompt_model
+
+ADAMIX_METHODS = ("adamix_adapter", "adamix_lora")
+FULL_MODEL_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class Method:
+    """How one method of the tables is built and trained."""
+
+    name: str
+    kind: str  # "adamix" (our library, any M), "peft_lora" (the peer implementation) or "full"
+    consistency: bool  # two views + consistency term in training
+
+    @property
+    def has_mixture(self) -> bool:
+        return self.kind == "adamix"
+
+
+def method_spec(name: str, run_params: dict) -> tuple[Method, AdaMixConfig | None]:
+    """The Method and (for our library's methods) the AdaMixConfig of a run, from its resolved params."""
+    section = dict(run_params["adamix"])
+    base = base_method(name)  # an ablation variant trains its method with one key changed
+    if base in ("adamix_adapter", "adamix_lora", "adapter"):
+        variant = "lora" if base == "adamix_lora" else "adapter"
+        if base == "adapter":  # the single-module baseline: M = 1, same code path
+            section.update(num_experts=1, fixed_expert=0)
+        config = AdaMixConfig(method=variant, **section)
+        consistency = base in ADAMIX_METHODS and run_params["train"]["consistency_weight"] > 0
+        return Method(name, "adamix", consistency), config
+    if base == "lora":
+        return Method(name, "peft_lora", False), None
+    if base == "full":
+        return Method(name, "full", False), None
+    raise ModelError(f"unknown method {name!r}")
+
+
+def load_tokenizer(params: dict, meta: dict | None = None):
+    """The model's tokenizer; with `fewshot.prompt` and the task's `meta`, a PromptEncoder over it."""
+    tokenizer = pretrained_tokenizer(params)
+    if meta is not None and prompt_mode(params):
+        return PromptEncoder(tokenizer, task_prompt(params, meta))
+    return tokenizer
+
+
+def load_base_model(params: dict, meta: dict) -> nn.Module:
+    """The pretrained encoder with a fresh classification (or regression) head sized for the task.
+
+    With `fewshot.prompt`, the pretrained masked LM read through the task's prompt (flows.modeling.prompting): no new head.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    if prompt_mode(params):
+        return load_prompt_model(params, meta)
+    path = resolve_model_path(params["model"]["name_or_path"])
+    # fp32 master weights whatever the checkpoint stores (transformers 5 keeps a fp16/bf16 checkpoint's dtype, and
+    # adapters created in half precision barely train); the training loop computes under autocast instead.
+    kwargs: dict[str, Any] = {
+        "num_labels": meta["num_labels"],
+        "revision": params["model"].get("revision"),
+        "dtype": torch.float32,
+    }
+    if meta.get("is_regression"):
+        kwargs["problem_type"] = "regression"
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    except OSError as err:
+        raise ModelError(hub_hint(params["model"]["name_or_path"], err)) from None
+    if model.config.pad_token_id is None:  # decoder-only models classify the last non-pad token
+        model.config.pad_token_id = model.config.eos_token_id
+    return model
+
+
+def build_model(params: dict, method: str, meta: dict) -> tuple[nn.Module, Method]:
+    """The trainable model of `method` on top of a freshly loaded base."""
+    spec, config = method_spec(method, params)
+    model = load_base_model(params, meta)
+    if spec.kind == "adamix":
+        adamix.get_adamix_model(model, config)
+    elif spec.kind == "peft_lora":
+        model = _peft_lora(model, params)
+    return model, spec
+
+
+def _quiet_peft() -> None:
+    # PEFT 0.21 calls a transformers method that transformers 5 deprecates; the warning is not ours to fix.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
+def _peft_lora(model: nn.Module, params: dict) -> nn.Module:
+    """PEFT's LoRA on the same targets, rank and alpha as our LoRA variant: the peer implementation."""
+    import peft
+
+    _quiet_peft()
+
+    section = params["adamix"]
+    ours = AdaMixConfig(
+        method="lora", bottleneck=section["bottleneck"], target_modules=section["target_modules"]
+    )
+    targets = ours.resolved_targets(model.config.model_type)
+    heads = [n for n in ("classifier", "score") if hasattr(model, n)]
+    config = peft.LoraConfig(
+        r=section["bottleneck"],
+        lora_alpha=section["lora_alpha"],
+        lora_dropout=section["dropout"],
+        target_modules=targets,
+        modules_to_save=heads,
+    )
+    return peft.get_peft_model(model, config)
+
+
+def save_run_model(model: nn.Module, spec: Method, out_dir: Path) -> None:
+    """Adapters + head for parameter-efficient methods, the whole model (safetensors) for full fine-tuning."""
+    if spec.kind == "adamix":
+        adamix.save_adamix(model, out_dir / "adapter")
+    elif spec.kind == "peft_lora":
+        model.save_pretrained(out_dir / "adapter", safe_serialization=True)
+    else:
+        model.save_pretrained(out_dir / "model", safe_serialization=True)
+
+
+def load_run_model(params: dict, spec: Method, meta: dict, artifact_dir: Path) -> nn.Module:
+    """Rebuild a trained run's model from its saved artifact (safetensors only)."""
+    if spec.kind == "full":
+        from transformers import AutoModelForSequenceClassification
+
+        if prompt_mode(params):
+            return load_prompt_model(params, meta, artifact_dir / "model")
+        return AutoModelForSequenceClassification.from_pretrained(artifact_dir / "model", dtype=torch.float32)
+    base = load_base_model(params, meta)
+    if spec.kind == "adamix":
+        return adamix.load_adamix(base, artifact_dir / "adapter")
+    import peft
+
+    _quiet_peft()
+
+    return peft.PeftModel.from_pretrained(base, artifact_dir / "adapter")
+
+
+def parameter_counts(model: nn.Module, spec: Method) -> dict[str, int]:
+    """Trainable, deployed (tunable parameters a served model carries) and total parameter counts."""
+    if spec.kind == "adamix":
+        counts = adamix.count_parameters(model)
+        return {k: counts[k] for k in ("trainable", "adapter", "deployed", "total")}
+    named = {id(p): (n, p) for n, p in model.named_parameters()}.values()  # tied weights once
+    trainable = sum(p.numel() for _, p in named if p.requires_grad)
+    # PEFT keeps a frozen original of each module_to_save beside the trained copy: count the model once
+    total = sum(p.numel() for n, p in named if ".original_module." not in n)
+    return {"trainable": trainable, "adapter": trainable, "deployed": trainable, "total": total}

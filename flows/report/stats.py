@@ -1,0 +1,127 @@
+"""The paired test of the report: each AdaMix method against the best baseline of each task, paired by seed.
+
+Seeds pair runs: the same seed gives both methods the same data order and split, so the per-seed differences
+are what the test looks at (scipy.stats.ttest_rel), with the mean difference and how often AdaMix wins.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from scipy import stats
+
+from ..config.grid import base_method
+from .collect import Collected
+
+
+def is_adamix(method: str) -> bool:
+    """AdaMix methods and their ablation variants (``adamix_adapter``, ``adamix_lora.share=none``)."""
+    return base_method(method).startswith("adamix")
+
+
+# -- paired test -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Paired:
+    """AdaMix against a baseline on one task, paired by seed (differences are AdaMix minus baseline)."""
+
+    task: str
+    method: str
+    baseline: str
+    metric: str
+    n: int  # seeds both have a score for
+    mean_diff: float
+    wins: int  # seeds where AdaMix scores strictly higher
+    t: float  # NaN when n < 2 or the differences do not vary around zero
+    p: float
+
+
+def paired_test(
+    adamix: Mapping[int, float], baseline: Mapping[int, float]
+) -> tuple[int, float, int, float, float]:
+    """Paired two-sided t-test over the seeds both runs share.
+
+    Args:
+        adamix: seed -> score.
+        baseline: seed -> score.
+
+    Returns:
+        (n, mean difference, AdaMix wins, t, p); t and p are NaN when n < 2 or all differences are zero.
+    """
+    seeds = sorted(set(adamix) & set(baseline))
+    diffs = [adamix[s] - baseline[s] for s in seeds]
+    mean = sum(diffs) / len(diffs) if diffs else math.nan
+    t = p = math.nan
+    if len(diffs) >= 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore", RuntimeWarning
+            )  # identical differences: scipy warns, returns nan/inf
+            result = stats.ttest_rel([adamix[s] for s in seeds], [baseline[s] for s in seeds])
+        t, p = float(result.statistic), float(result.pvalue)
+    return len(diffs), mean, sum(d > 0 for d in diffs), t, p
+
+
+def paired_tests(data: Collected, tasks: Sequence[str], methods: Sequence[str]) -> list[Paired]:
+    """Each AdaMix method against the best baseline of each task (highest mean of the non-AdaMix methods)."""
+    out = []
+    baselines = [m for m in methods if not is_adamix(m)]
+    for task in tasks:
+        means = {m: data.score(task, m)[0] for m in baselines}
+        finite = {m: v for m, v in means.items() if math.isfinite(v)}
+        if not finite:
+            continue
+        best = max(finite, key=finite.get)
+        for method in (m for m in methods if is_adamix(m)):
+            test = paired_test(data.per_seed(task, method), data.per_seed(task, best))
+            out.append(Paired(task, method, best, data.primary[task], *test))
+    return out
+
+
+def _t_text(t: float) -> str:
+    if math.isinf(t):  # the differences are all equal and nonzero
+        return "∞" if t > 0 else "−∞"
+    return f"{t:.2f}" if math.isfinite(t) else "n/a"
+
+
+def _p_text(p: float) -> str:
+    return "n/a" if not math.isfinite(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def significance_section(
+    tests: list[Paired], methods: Sequence[str], labels: Mapping[str, str], decimals: int
+) -> str:
+    """The "Significance" section of results.md."""
+    head = "## Significance\n\n"
+    if not any(is_adamix(m) for m in methods) or all(is_adamix(m) for m in methods):
+        return (
+            head + "Not applicable: `methods` needs an AdaMix method and a baseline (a non-AdaMix method).\n"
+        )
+    lines = [
+        "Each AdaMix method against the best baseline of the task (highest mean), paired by seed: Δ = AdaMix − "
+        "baseline (x 100, mean over the common seeds), wins = seeds where AdaMix scores higher, two-sided paired "
+        "t-test (scipy.stats.ttest_rel); n/a below 2 common seeds. With few seeds the test has little power: "
+        "p > 0.05 is no evidence that the methods are equal.",
+        "",
+        "| Task | AdaMix | Best baseline | Seeds | Δ | AdaMix wins | t | p |",
+        "|:---|:---|:---|---:|---:|---:|---:|---:|",
+    ]
+    for x in tests:
+        delta = f"{x.mean_diff * 100:+.{decimals}f}" if math.isfinite(x.mean_diff) else "n/a"
+        lines.append(
+            f"| {x.task} | {labels.get(x.method, x.method)} | {labels.get(x.baseline, x.baseline)} | {x.n} | "
+            f"{delta} | {x.wins}/{x.n} | {_t_text(x.t)} | {_p_text(x.p)} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def significance_csv(tests: list[Paired]) -> str:
+    """significance.csv: one row per (task, AdaMix method), raw differences (not x 100); NaN as empty."""
+    columns = ["task", "method", "baseline", "metric", "n", "mean_diff", "wins", "t", "p"]
+    rows = [[getattr(x, c) for c in columns] for x in tests]
+    return pd.DataFrame(rows, columns=columns).to_csv(index=False, na_rep="")

@@ -1,0 +1,114 @@
+"""The `evaluate` stage: score a trained run on the test split(s) in every requested inference mode."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import adamix
+
+from ..config import paths
+from ..config.grid import base_method, run_params
+from ..data import load_split, read_meta
+from ..modeling.base import pick_device
+from ..modeling.inference import score
+from ..modeling.models import load_run_model, load_tokenizer, method_spec
+
+
+def evaluate_run(
+    params: dict, task: str, method: str, seed: int, *, root: Path | None = None, track: bool = True
+) -> dict:
+    """Evaluate one trained run on its test split(s) and write the result JSON the report reads.
+
+    AdaMix methods are scored in every mode of `evaluate.inference_modes`: "merge" uses the merged artifact
+    (exactly what is deployed), "random" and "fixed" the unmerged experts. Other methods have one mode, "single".
+
+    Returns:
+        The result record (also written to results/<task>/<method>/seed<seed>.json).
+    """
+
+    run = run_params(params, method)
+    spec, _ = method_spec(method, run)
+    split = paths.split_dir(task, seed, root)
+    meta = read_meta(split)
+    device = pick_device(run["train"]["device"])
+    tokenizer = load_tokenizer(run, meta)
+    test_splits = ["test", *meta.get("extra_test_splits", [])]
+    data = {name: load_split(split, name) for name in test_splits}
+    counts = json.loads((paths.merged_dir(task, method, seed, root) / "params.json").read_text())
+
+    def score_all(model: nn.Module) -> dict[str, float]:
+        model.to(device)
+        out: dict[str, float] = {}
+        for name, examples in data.items():
+            for metric, value in score(model, examples, meta, tokenizer, run, device).items():
+                out[metric if name == "test" else f"{name}/{metric}"] = value
+        return out
+
+    modes: dict[str, dict[str, float]] = {}
+    if spec.has_mixture and base_method(method) != "adapter":  # AdaMix and its ablation variants
+        for mode in run["evaluate"]["inference_modes"]:
+            torch.manual_seed(seed)  # random routing at inference is reproducible
+            if mode == "merge" and counts["merged"]:
+                model = load_run_model(run, spec, meta, paths.merged_dir(task, method, seed, root))
+            else:
+                model = load_run_model(run, spec, meta, paths.run_dir(task, method, seed, root))
+                adamix.set_inference_mode(model, mode)
+            modes[mode] = score_all(model)
+    else:
+        modes["single"] = score_all(load_run_model(run, spec, meta, paths.run_dir(task, method, seed, root)))
+
+    run_dir = paths.run_dir(task, method, seed, root)
+    history = json.loads((run_dir / "history.json").read_text())
+    step_loss = json.loads((run_dir / "run.json").read_text()).get("step_loss", [])
+    result = {
+        "task": task,
+        "method": method,
+        "seed": seed,
+        "model": run["model"]["name_or_path"],
+        "primary_metric": meta["primary_metric"],
+        "metrics": meta["metrics"],
+        "params": {"trainable": counts["before"]["trainable"], "deployed": counts["after"]["deployed"]},
+        "modes": modes,
+        "history": history,
+        "step_loss": step_loss,
+    }
+    out = paths.result_path(task, method, seed, root)
+    _write_json_atomic(out, result)
+    if track:
+        from ..tracking import StageRun, run_tags
+
+        tags = run_tags(task, method, seed, split)
+        with StageRun(params, "evaluate", f"evaluate {task}/{method}/{seed}", run, tags=tags) as mlrun:
+            for mode, metrics in modes.items():
+                mlrun.log_metrics({f"{mode}/{k}": v for k, v in metrics.items()})
+            mlrun.log_artifact(out)
+            # The deployable artifact: merged experts for AdaMix (a few hundred KB); params.json for the rest.
+            mlrun.log_artifacts(paths.merged_dir(task, method, seed, root), "merged")
+    return result
+
+
+def _write_json_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .common import run_stage
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    return run_stage(parser, argv, lambda params, a: evaluate_run(params, a.task, a.method, a.seed))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The `train` stage: one run of (task, method, seed), read top to bottom.
+
+AdaMix runs two stochastic views of every batch (different random routes and dropout masks), takes the task
+loss on the first view only and adds the weighted consistency term; the other methods run one forward.
+Only adapters + head are saved (the whole model for full fine-tuning), with the per-epoch history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+import adamix
+
+from ..config import paths
+from ..config.grid import run_params
+from ..data import load_split, read_meta
+from ..modeling.base import autocast_dtype, pick_device
+from ..modeling.batching import encode, length_grouped_batches, text_length
+from ..modeling.inference import score
+from ..modeling.models import (
+    build_model,
+    load_tokenizer,
+    parameter_counts,
+    save_run_model,
+)
+
+
+def set_seed(seed: int) -> None:
+    """Seed every generator a run uses (Python, torch CPU and CUDA)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW over trainable parameters; no weight decay on biases and LayerNorm weights (1-d tensors)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.dim() > 1]
+    no_decay = [p for p in trainable if p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = all(p.is_cuda for p in trainable)
+    return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
+
+
+def train_run(
+    params: dict, task: str, method: str, seed: int, *, root: Path | None = None, track: bool = True
+) -> dict:
+    """Train one run and write runs/<task>/<method>/seed<seed>/ (replaced atomically when complete).
+
+    Returns:
+        Run info: parameter counts, epochs, seconds, final validation metrics.
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    run = run_params(params, method)
+    cfg = run["train"]
+    split = paths.split_dir(task, seed, root)
+    meta = read_meta(split)
+    train_data, val_data = load_split(split, "train"), load_split(split, "validation")
+
+    set_seed(seed)
+    device = pick_device(cfg["device"])
+    dtype = autocast_dtype(cfg["precision"], device)
+    tokenizer = load_tokenizer(run, meta)  # a PromptEncoder with fewshot.prompt
+    model, spec = build_model(run, method, meta)
+    model.to(device)
+    counts = parameter_counts(model, spec)
+    forward = torch.compile(model) if cfg["compile"] else model
+
+    steps_per_epoch = math.ceil(len(train_data) / cfg["batch_size"])
+    total_steps = steps_per_epoch * cfg["epochs"]
+    optimizer = _optimizer(model, cfg["learning_rate"], cfg["weight_decay"])
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(cfg["warmup_ratio"] * total_steps), total_steps
+    )
+    order = torch.Generator().manual_seed(seed)
+    lengths = [text_length(e) for e in train_data]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    history: list[dict] = []
+    step_loss = torch.zeros(total_steps, device=device)  # task loss of every step: the training curve
+    started = time.perf_counter()
+    tracker_cm = _tracker(params, run, task, method, seed, split) if track else contextlib.nullcontext()
+    with tracker_cm as tracker:
+        if tracker:
+            tracker.log_metrics({f"params/{k}": v for k, v in counts.items()})
+        for epoch in range(1, cfg["epochs"] + 1):
+            model.train()
+            epoch_batches = length_grouped_batches(
+                lengths, cfg["batch_size"], cfg["length_group_batches"], order
+            )
+            # Sums stay on the device: no host sync inside the loop, one per epoch.
+            task_sum = torch.zeros((), device=device)
+            consistency_sum = torch.zeros((), device=device)
+            bar = tqdm(range(steps_per_epoch), desc=f"{task}/{method}/{seed} epoch {epoch}", leave=False)
+            for step in bar:
+                chunk = [train_data[i] for i in epoch_batches[step]]
+                inputs, labels = encode(chunk, tokenizer, cfg["max_length"])
+                inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
+                labels = labels.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    if spec.consistency:
+                        out = adamix.adamix_loss(
+                            forward,
+                            inputs,
+                            labels,
+                            consistency_weight=cfg["consistency_weight"],
+                            batched=cfg["two_view"] == "batched",
+                        )
+                        loss, consistency = out.loss, out.consistency
+                        task_loss = out.task_loss
+                    else:
+                        task_loss = adamix.consistency.default_task_loss(forward(**inputs).logits, labels)
+                        loss, consistency = task_loss, None
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, cfg["grad_clip"])
+                optimizer.step()
+                scheduler.step()
+                task_sum += task_loss.detach()
+                step_loss[(epoch - 1) * steps_per_epoch + step] = task_loss.detach()
+                if consistency is not None:
+                    consistency_sum += consistency.detach()
+            record = {"epoch": epoch, "train_loss": task_sum.item() / steps_per_epoch}
+            if spec.consistency:
+                record["consistency_loss"] = consistency_sum.item() / steps_per_epoch
+            if cfg["eval_every_epoch"] or epoch == cfg["epochs"]:
+                # AdaMix validates in its configured inference mode (merge by default: current averaged weights)
+                metrics = score(model, val_data, meta, tokenizer, run, device)
+                record.update({f"validation/{k}": v for k, v in metrics.items()})
+            record["seconds"] = round(time.perf_counter() - started, 2)
+            history.append(record)
+            tqdm.write(
+                f"[{task}/{method}/seed{seed}] " + ", ".join(f"{k}={_fmt(v)}" for k, v in record.items())
+            )
+            if tracker:
+                tracker.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+
+        info = {
+            "task": task,
+            "method": method,
+            "seed": seed,
+            "params": counts,
+            "epochs": cfg["epochs"],
+            "train_examples": len(train_data),
+            "seconds": round(time.perf_counter() - started, 2),
+            "device": str(device),
+            "final_validation": {k: v for k, v in history[-1].items() if k.startswith("validation/")},
+            "step_loss": [round(v, 5) for v in step_loss.tolist()],
+        }
+        out_dir = paths.run_dir(task, method, seed, root)
+        _write_run(model, spec, out_dir, history, info)
+        if tracker:
+            tracker.log_artifact(out_dir / "history.json")
+    return info
+
+
+def _write_run(model, spec, out_dir: Path, history: list[dict], info: dict) -> None:
+    """Write the run into a staging folder, then swap it in: a crash never leaves a run that looks complete."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        save_run_model(model.cpu(), spec, staging)
+        (staging / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+        (staging / "run.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.replace(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _tracker(params: dict, run: dict, task: str, method: str, seed: int, split: Path):
+    from ..tracking import StageRun, run_tags
+
+    tags = run_tags(task, method, seed, split)
+    return StageRun(params, "train", f"train {task}/{method}/{seed}", run, tags=tags)
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .common import run_stage
+
+    parser = argparse.ArgumentParser(description="Train one (task, method, seed) run.")
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    return run_stage(parser, argv, lambda params, a: train_run(params, a.task, a.method, a.seed))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

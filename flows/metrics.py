@@ -1,9 +1,9 @@
-"""Evaluation metrics of the pipeline's tasks (accuracy, F1, Matthews, Pearson, Spearman): numpy + scipy only.
+"""Evaluation metrics of the pipeline's tasks: accuracy, F1 and Matthews from scikit-learn, correlations from scipy.
 
-Every degenerate case has a defined value instead of a NaN or a crash, following scikit-learn's conventions:
-an F1 whose denominator is zero is 0.0, a Matthews coefficient whose denominator is zero (a confusion-matrix
-row or column sum that makes it undefined, e.g. a constant predictor) is 0.0, and a correlation with a
-constant vector is 0.0.
+Every degenerate case has a defined value instead of a NaN or a crash, scikit-learn's conventions: an F1 whose
+denominator is zero is 0.0 (`zero_division=0.0`), a Matthews coefficient whose denominator is zero (a constant
+predictor, or a single gold class) is 0.0, and, the same way, a correlation with a constant vector is 0.0
+(scipy would return NaN with a warning).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from scipy import stats
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 METRICS: tuple[str, ...] = ("accuracy", "f1", "macro_f1", "matthews", "pearson", "spearman")
 """Supported metric names. `f1` is binary F1 of the positive class 1; `macro_f1` averages every class seen."""
@@ -57,39 +58,24 @@ def compute_metrics(
 
 
 def _accuracy(pred: np.ndarray, gold: np.ndarray) -> float:
-    return float(np.mean(pred == gold))
-
-
-def _f1_of_class(pred: np.ndarray, gold: np.ndarray, positive) -> float:
-    true_pos = np.sum((pred == positive) & (gold == positive))
-    false_pos = np.sum((pred == positive) & (gold != positive))
-    false_neg = np.sum((pred != positive) & (gold == positive))
-    denominator = 2 * true_pos + false_pos + false_neg
-    return 0.0 if denominator == 0 else float(2 * true_pos / denominator)
+    return float(accuracy_score(gold, pred))
 
 
 def _binary_f1(pred: np.ndarray, gold: np.ndarray) -> float:
-    return _f1_of_class(pred, gold, 1)
+    # F1 of class 1 alone (labels=[1]): defined for any label set, not only {0, 1}, as GLUE's MRPC/QQP F1.
+    return float(f1_score(gold, pred, labels=[1], average="macro", zero_division=0.0))
 
 
 def _macro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
-    classes = np.union1d(np.unique(pred), np.unique(gold))
-    return float(np.mean([_f1_of_class(pred, gold, c) for c in classes]))
+    # Averaged over every class that occurs in the labels or the predictions (scikit-learn's default labels).
+    return float(f1_score(gold, pred, average="macro", zero_division=0.0))
 
 
 def _matthews(pred: np.ndarray, gold: np.ndarray) -> float:
-    """Multi-class Matthews correlation (Gorodkin's R_K); 0.0 where it is undefined."""
-    classes, encoded = np.unique(np.concatenate([gold, pred]), return_inverse=True)
-    gold_ids, pred_ids = encoded[: len(gold)], encoded[len(gold) :]
-    confusion = np.zeros((len(classes), len(classes)), dtype=np.float64)
-    np.add.at(confusion, (gold_ids, pred_ids), 1.0)
-    true_per_class = confusion.sum(axis=1)
-    pred_per_class = confusion.sum(axis=0)
-    n = confusion.sum()
-    correct = np.trace(confusion)
-    numerator = correct * n - true_per_class @ pred_per_class
-    denominator = np.sqrt((n**2 - pred_per_class @ pred_per_class) * (n**2 - true_per_class @ true_per_class))
-    return 0.0 if denominator == 0 else float(numerator / denominator)
+    """Multi-class Matthews correlation (Gorodkin's R_K); scikit-learn gives 0.0 where it is undefined."""
+    if len(np.union1d(pred, gold)) < 2:
+        return 0.0  # what scikit-learn returns here, without its warning about a one-label confusion matrix
+    return float(matthews_corrcoef(gold, pred))
 
 
 def _correlation(method: Callable) -> Callable[[np.ndarray, np.ndarray], float]:

@@ -96,3 +96,16 @@ def test_bad_inputs_raise_value_error(predictions, labels, message):
 def test_non_finite_regression_values_are_an_error_not_a_nan():
     with pytest.raises(ValueError, match="non-finite"):
         compute_metrics(["pearson"], [1.0, float("nan"), 3.0], [1.0, 2.0, 3.0])
+
+
+def test_f1_is_the_f1_of_class_one_whatever_the_label_set():
+    # Three classes: F1 of class 1 alone (TP=1 at idx 1, FP=1 at idx 4, FN=1 at idx 3) = 2/(2+1+1).
+    predictions = [0, 1, 2, 2, 1]
+    labels = [0, 1, 2, 1, 0]
+    assert compute_metrics("f1", predictions, labels)["f1"] == pytest.approx(0.5)
+
+
+def test_metric_values_do_not_warn(recwarn):
+    compute_metrics(["f1", "macro_f1", "matthews"], [0, 0, 0], [0, 0, 0])
+    compute_metrics(["pearson", "spearman"], [2.0, 2.0, 2.0], [1.0, 2.0, 3.0])
+    assert [str(w.message) for w in recwarn] == []

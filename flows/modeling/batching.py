@@ -49,6 +49,12 @@ def length_grouped_batches(
     (longest first) before it is cut, and the batches are shuffled again: batches pad to about their own length
     (on short texts random batches pad ~2x) yet stay random, as Hugging Face's `group_by_length`. Every example
     appears once and there are ceil(n / batch_size) batches, as without grouping.
+
+    Why not transformers' `LengthGroupedSampler` (`get_length_grouped_indices`): it sorts each mega-batch longest
+    first and keeps that order, so within a mega-batch the batches run from long to short texts (the batch order
+    follows length, not chance), and it moves the longest example of the epoch into the first batch. Both bias
+    what the optimizer sees early in every epoch; here the batches themselves are shuffled after grouping. It
+    also yields indices for a DataLoader to cut, while the loop here takes whole batches.
     """
     permutation = torch.randperm(len(lengths), generator=generator).tolist()
     if group_batches <= 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ SHARE_MODES = ("up", "down", "none")
 # "random_token" is the paper's per-token random-routing ablation; "random" routes each example (sentence).
 INFERENCE_MODES = ("merge", "random", "random_token", "fixed")
 PLACEMENTS = ("ffn", "houlsby")
+EXPERT_INITS = ("identical", "independent")
+DEFAULT_INIT_STD = 0.02  # BERT's and RoBERTa's initializer_range, for models whose config has none
 
 # Architecture families: model_type -> family whose module names the defaults below describe.
 _FAMILIES = {
@@ -96,6 +99,23 @@ class AdaMixConfig:
         },
     )
     dropout: float = field(default=0.0, metadata={"help": "Dropout on the adaptation module's input."})
+    expert_init: str = field(
+        default="identical",
+        metadata={
+            "help": "How the experts start. 'identical': one draw copied to every expert (adapter: torch's "
+            "Linear init for down, zeros for up; LoRA: kaiming A, zero B), as the official NLG LoRA code. "
+            "'independent': every expert of every projection its own draw, as the official NLU adapter code "
+            "(its init_weights re-draws each deep-copied nn.Linear): adapter down and up from N(0, init_std) "
+            "with zero biases, so up is not zero; LoRA: each A expert its own kaiming draw, B zero."
+        },
+    )
+    init_std: float | None = field(
+        default=None,
+        metadata={
+            "help": "Std of the 'independent' adapter init; None = the model config's initializer_range "
+            f"(else {DEFAULT_INIT_STD}). get_adamix_model records the value used."
+        },
+    )
     modules_to_save: list[str] | None = field(
         default=None,
         metadata={"help": "Extra modules that train and are saved (task head); None = found automatically."},
@@ -129,6 +149,15 @@ class AdaMixConfig:
             fail("placement", "applies to the adapter method only (LoRA targets attention projections)")
         if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
             fail("dropout", "must be a number in [0, 1)")
+        if self.expert_init not in EXPERT_INITS:
+            fail("expert_init", f"must be one of {EXPERT_INITS}")
+        if self.init_std is not None and (
+            isinstance(self.init_std, bool)
+            or not isinstance(self.init_std, int | float)
+            or not math.isfinite(self.init_std)
+            or self.init_std <= 0
+        ):
+            fail("init_std", "must be None or a finite number > 0")
         targets = self.target_modules
         if isinstance(targets, str):
             try:

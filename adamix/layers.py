@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import INFERENCE_MODES
+from .config import DEFAULT_INIT_STD, INFERENCE_MODES
 
 
 class ExpertLinear(nn.Module):
@@ -65,6 +65,14 @@ class ExpertLinear(nn.Module):
             self.bias.copy_(
                 (bias if bias is not None else torch.zeros_like(self.bias[0])).expand_as(self.bias)
             )
+        self._merged_cache = None
+
+    @torch.no_grad()
+    def init_independent(self, std: float) -> None:
+        """Give every expert its own N(0, std) weights and zero biases (the official NLU code's init_weights)."""
+        self.weight.normal_(0.0, std)
+        if self.bias is not None:
+            self.bias.zero_()
         self._merged_cache = None
 
     @torch.no_grad()
@@ -181,7 +189,16 @@ class AdaMixAdapterLayer(AdaMixLayer):
     the reference NLU code.
     """
 
-    def __init__(self, base_layer: nn.Module, num_experts: int, bottleneck: int, share: str, dropout: float):
+    def __init__(
+        self,
+        base_layer: nn.Module,
+        num_experts: int,
+        bottleneck: int,
+        share: str,
+        dropout: float,
+        expert_init: str = "identical",
+        init_std: float = DEFAULT_INIT_STD,
+    ):
         super().__init__(base_layer)
         d = self.out_features
         ref = base_layer.weight
@@ -190,10 +207,15 @@ class AdaMixAdapterLayer(AdaMixLayer):
         self.adamix_up = ExpertLinear(n_up, bottleneck, d, device=ref.device, dtype=ref.dtype)
         self.adamix_act = nn.GELU()
         self.adamix_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        init = nn.Linear(d, bottleneck, device=ref.device, dtype=ref.dtype)  # torch's default Linear init
-        self.adamix_down.init_identical(init.weight, init.bias)
-        # Zero up-projection: the adapter starts as the identity, the pretrained network is unchanged at step 0.
-        self.adamix_up.init_identical(torch.zeros(d, bottleneck, device=ref.device, dtype=ref.dtype))
+        if expert_init == "independent":
+            # Each expert its own draw, up included: the experts differ from step 0 and all receive gradient.
+            self.adamix_down.init_independent(init_std)
+            self.adamix_up.init_independent(init_std)
+        else:
+            init = nn.Linear(d, bottleneck, device=ref.device, dtype=ref.dtype)  # torch's default Linear init
+            self.adamix_down.init_identical(init.weight, init.bias)
+            # Zero up-projection: the adapter starts as the identity, the pretrained network unchanged at step 0.
+            self.adamix_up.init_identical(torch.zeros(d, bottleneck, device=ref.device, dtype=ref.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.base_layer(x)
@@ -204,7 +226,14 @@ class AdaMixLoRALayer(AdaMixLayer):
     """A LoRA mixture beside `base_layer`: base(x) + (alpha / r) * B(A(dropout(x))); A is down, B is up."""
 
     def __init__(
-        self, base_layer: nn.Module, num_experts: int, rank: int, alpha: float, share: str, dropout: float
+        self,
+        base_layer: nn.Module,
+        num_experts: int,
+        rank: int,
+        alpha: float,
+        share: str,
+        dropout: float,
+        expert_init: str = "identical",
     ):
         super().__init__(base_layer)
         ref = base_layer.weight
@@ -217,9 +246,14 @@ class AdaMixLoRALayer(AdaMixLayer):
             n_b, rank, self.out_features, bias=False, device=ref.device, dtype=ref.dtype
         )
         self.adamix_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        a = torch.empty(rank, self.in_features, device=ref.device, dtype=ref.dtype)
-        nn.init.kaiming_uniform_(a, a=math.sqrt(5))  # as LoRA / PEFT; B = 0 so the update starts at zero
-        self.adamix_A.init_identical(a)
+        if expert_init == "independent":  # each A expert its own kaiming draw
+            for expert in self.adamix_A.weight.data:
+                nn.init.kaiming_uniform_(expert, a=math.sqrt(5))
+            self.adamix_A._merged_cache = None
+        else:
+            a = torch.empty(rank, self.in_features, device=ref.device, dtype=ref.dtype)
+            nn.init.kaiming_uniform_(a, a=math.sqrt(5))  # as LoRA / PEFT; B = 0 so the update starts at zero
+            self.adamix_A.init_identical(a)
         self.adamix_B.init_identical(torch.zeros(self.out_features, rank, device=ref.device, dtype=ref.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

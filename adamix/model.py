@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from .config import AdaMixConfig, matches_target
+from .config import DEFAULT_INIT_STD, AdaMixConfig, matches_target
 from .layers import AdaMixAdapterLayer, AdaMixLayer, AdaMixLoRALayer, ExpertLinear
 
 # Task heads found automatically (top-level children of transformers' task models).
@@ -50,22 +50,41 @@ def get_adamix_model(model: nn.Module, config: AdaMixConfig) -> nn.Module:
     for head in heads:
         _get_submodule(model, head, "modules_to_save")
 
+    init_std = config.init_std
+    if init_std is None:
+        init_std = float(
+            getattr(getattr(model, "config", None), "initializer_range", None) or DEFAULT_INIT_STD
+        )
     for name in names:
         parent_name, _, child_name = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         base = getattr(parent, child_name)
         if config.method == "adapter":
             layer = AdaMixAdapterLayer(
-                base, config.num_experts, config.bottleneck, config.share, config.dropout
+                base,
+                config.num_experts,
+                config.bottleneck,
+                config.share,
+                config.dropout,
+                config.expert_init,
+                init_std,
             )
         else:
             layer = AdaMixLoRALayer(
-                base, config.num_experts, config.bottleneck, config.lora_alpha, config.share, config.dropout
+                base,
+                config.num_experts,
+                config.bottleneck,
+                config.lora_alpha,
+                config.share,
+                config.dropout,
+                config.expert_init,
             )
         layer.train(base.training)  # new modules start in train mode; follow the model's current mode
         setattr(parent, child_name, layer)
 
-    resolved = dataclasses.replace(config, target_modules=targets, modules_to_save=list(heads))
+    resolved = dataclasses.replace(
+        config, target_modules=targets, modules_to_save=list(heads), init_std=init_std
+    )
     model.adamix_config = resolved
     set_inference_mode(model, config.inference, config.fixed_expert)
     _freeze_all_but_adamix(model, heads)

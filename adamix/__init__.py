@@ -12,6 +12,7 @@ Example:
 
 from .config import CONFIG_NAME, WEIGHTS_NAME, AdaMixConfig
 from .consistency import AdaMixLoss, adamix_loss, consistency_loss, route_groups, two_view_logits
+from .diagnostics import expert_diagnostics, expert_spread, snapshot_merged
 from .layers import AdaMixAdapterLayer, AdaMixLayer, AdaMixLoRALayer, ExpertLinear
 from .model import (
     count_parameters,
@@ -38,6 +39,8 @@ __all__ = [
     "adamix_loss",
     "consistency_loss",
     "count_parameters",
+    "expert_diagnostics",
+    "expert_spread",
     "get_adamix_model",
     "iter_adamix_layers",
     "load_adamix",
@@ -47,6 +50,7 @@ __all__ = [
     "route_groups",
     "save_adamix",
     "set_inference_mode",
+    "snapshot_merged",
     "two_view_logits",
     "unload",
 ]

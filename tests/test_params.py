@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import types
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import pytest
 import yaml
 
 from flows.config import __main__ as P
-from flows.config.files import deep_merge
+from flows.config import fields, json_schema
+from flows.config.files import deep_merge, read_yaml
 from flows.config.grid import run_params
 from flows.config.params import ParamsError, load_params, resolve_to_file, validate
-from flows.config.schema import DEFAULTS
+from flows.config.schema import DEFAULTS, SECTIONS, Params, check_field
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = ["imdb", "mnli", "rotten_tomatoes", "sst2"]
@@ -289,3 +291,98 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert P.main(["show", "--params", str(path), "--profile", "missing"]) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("error: unknown profile 'missing'") and "Traceback" not in captured.err
+
+
+# -- the models and the JSON schemas -------------------------------------------------------------------------
+
+
+def test_strict_numbers_and_first_error_in_reading_order(params: dict) -> None:
+    params["train"]["consistency_weight"] = 0  # an int where a float is expected
+    params["adamix"]["lora_alpha"] = 16.5
+    validate(params)
+    for bad in (math.inf, math.nan, "0.1", False):
+        broken = copy.deepcopy(params)
+        broken["train"]["weight_decay"] = bad
+        assert _error(broken) == f"'train.weight_decay' must be a number >= 0, got {bad!r}"
+    params["train"] = {**params["train"], "epochs": 0, "epoch": 1}  # unknown keys of a section come first
+    assert _error(params).startswith("unknown key 'train.epoch'")
+    params["data"]["split_seed"] = -1  # then the sections in params.yaml's order
+    assert _error(params) == "'data.split_seed' must be an int >= 0, got -1"
+    params["tracker"] = {}  # and unknown top-level keys before any section
+    assert _error(params).startswith("unknown key 'tracker'")
+
+
+def test_error_path_is_the_key_at_fault(params: dict) -> None:
+    params["fewshot"]["label_words"] = {"sst2": ["great", "great"]}
+    with pytest.raises(ParamsError) as err:
+        validate(params)
+    assert err.value.path == ("fewshot", "label_words")  # an error inside a value names the whole value
+    assert str(err.value).endswith("lists of label words, got {'sst2': ['great', 'great']}")
+
+
+def test_every_key_says_what_it_must_be_and_what_it_is_for() -> None:
+    for name, info in Params.model_fields.items():
+        assert info.description, name
+        if name not in SECTIONS:
+            assert fields.expected(info), name
+    for section, model in SECTIONS.items():
+        assert model.__doc__, section
+        for key, info in model.model_fields.items():
+            assert fields.expected(info) and info.description, f"{section}.{key}"
+
+
+def test_check_field_uses_the_rule_of_the_key() -> None:
+    assert check_field("train", "epochs", 3) is None
+    assert check_field("train", "epochs", True) == "an int >= 1"
+    assert check_field("train", "learning_rate", 1) is None
+    assert check_field("adamix", "share", "all") == "one of up, down, none"
+    with pytest.raises(KeyError):
+        check_field("train", "epoch", 3)
+
+
+def test_dataset_entry_schema_has_the_keys_flows_data_allows() -> None:
+    from flows.data import user
+
+    assert set(json_schema.DatasetEntry.model_fields) == set(user._ENTRY_RULES)
+
+
+def test_schema_files_are_current(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    for name, text in json_schema.schema_texts().items():
+        assert (ROOT / name).read_text(encoding="utf-8") == text, (
+            f"{name} is stale: python -m flows.config schema"
+        )
+    monkeypatch.setattr(P, "ROOT", tmp_path)
+    assert P.main(["schema", "--check"]) == 1
+    assert P.main(["schema"]) == 0 and capsys.readouterr().out.startswith("wrote:")
+    assert P.main(["schema"]) == 0 and capsys.readouterr().out.startswith("unchanged:")
+    assert P.main(["schema", "--check"]) == 0
+    (tmp_path / json_schema.PROFILE_SCHEMA).write_text("{}\n")
+    assert P.main(["schema", "--check"]) == 1
+    assert (
+        capsys.readouterr().err
+        == f"stale: {json_schema.PROFILE_SCHEMA}: run `python -m flows.config schema`\n"
+    )
+
+
+def test_params_and_profiles_validate_against_their_json_schemas() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    full = jsonschema.Draft202012Validator(json_schema.params_json_schema())
+    profile = jsonschema.Draft202012Validator(json_schema.profile_json_schema())
+    for validator in (full, profile):
+        validator.check_schema(validator.schema)
+    params = read_yaml(ROOT / "params.yaml")
+    assert [e.message for e in full.iter_errors(params)] == []
+    profiles = sorted((ROOT / "profiles").glob("*.yaml"))
+    assert profiles
+    for path in profiles:
+        assert path.read_text().startswith("# yaml-language-server: $schema=profile.schema.json\n"), path
+        assert [e.message for e in profile.iter_errors(read_yaml(path, allow_empty=True))] == [], path
+    assert (
+        (ROOT / "params.yaml").read_text().startswith("# yaml-language-server: $schema=params.schema.json\n")
+    )
+    # what the models reject, the schemas reject too; a profile may leave keys out and switch a grid off
+    params["train"]["epochs"] = 0
+    assert not full.is_valid(params)
+    assert profile.is_valid({"train": {"epochs": 1}, "ablations": {"grids": {"share": None}}})
+    assert not profile.is_valid({"train": {"epoch": 1}})
+    assert not full.is_valid(deep_merge(DEFAULTS, {"ablations": {"grids": {"share": None}}}))

@@ -1,4 +1,5 @@
-"""Params from the shell: ``python -m flows.config resolve`` writes the resolved params and run grid, ``show`` prints them."""
+"""Params from the shell: ``python -m flows.config resolve`` writes the resolved params and run grid, ``show`` prints
+them, ``schema`` writes the JSON Schemas of params.yaml and of the profiles."""
 
 from __future__ import annotations
 
@@ -7,19 +8,12 @@ import sys
 from pathlib import Path
 
 from .files import dump_yaml
+from .json_schema import stale_schemas, write_schemas
 from .params import ParamsError, load_params, resolve_to_file
-from .paths import GRID_PARAMS
+from .paths import GRID_PARAMS, ROOT
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``resolve`` writes the resolved params file, ``show`` prints it.
-
-    Args:
-        argv: arguments (default: sys.argv[1:]).
-
-    Returns:
-        0 on success, 2 on invalid parameters (the message goes to stderr, without a traceback).
-    """
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m flows.config", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("resolve", "write the resolved params file"), ("show", "print resolved params")):
@@ -33,7 +27,42 @@ def main(argv: list[str] | None = None) -> int:
                 default=None,
                 help="run grid file for dvc.yaml vars (default: params.grid.yaml beside --out)",
             )
-    args = parser.parse_args(argv)
+    schema = commands.add_parser(
+        "schema", help="write params.schema.json and profiles/profile.schema.json in the repository root"
+    )
+    schema.add_argument("--check", action="store_true", help="write nothing; exit 1 if either file is stale")
+    return parser
+
+
+def _schema(check: bool) -> int:
+    if check:
+        stale = stale_schemas(ROOT)
+        if stale:
+            print(f"stale: {', '.join(stale)}: run `python -m flows.config schema`", file=sys.stderr)
+            return 1
+        return 0
+    written = write_schemas(ROOT)
+    print(
+        f"wrote: {', '.join(written)}"
+        if written
+        else "unchanged: params.schema.json, profiles/profile.schema.json"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``resolve`` writes the resolved params file, ``show`` prints it, ``schema`` the JSON Schemas.
+
+    Args:
+        argv: arguments (default: sys.argv[1:]).
+
+    Returns:
+        0 on success, 2 on invalid parameters (the message goes to stderr, without a traceback), 1 for
+        ``schema --check`` when a schema file is stale.
+    """
+    args = _parser().parse_args(argv)
+    if args.command == "schema":
+        return _schema(args.check)
     try:
         params = load_params(args.params, args.profile)
     except ParamsError as err:

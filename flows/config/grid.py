@@ -12,6 +12,10 @@ Each value becomes a *variant*: a run method named ``<method>.<grid>=<value>`` (
 whose parameters are the method's with that one key set. A value equal to the method's own setting is the method
 itself, so the main runs are reused and never trained twice. Variants are ordinary methods everywhere else: DVC
 stages, run folders, MLflow runs and results are keyed by the variant's name.
+
+A method whose ``train.learning_rate`` is a list (``[1.0e-3, 3.0e-3, 1.0e-2]``) is swept the same way: each rate is
+the run method ``<method>.lr=<value>`` in the main grid, and the report enters the method at the rate with the best
+mean validation score (`flows.report.selection`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .schema import KNOWN_METHODS, ParamsError
 VARIANT_SEP = "."
 _GRID_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ABLATION_SECTIONS = ("train", "adamix")  # sections an ablation may vary
+LR_GRID = "lr"  # a method's learning-rate candidates are the run methods <method>.lr=<value>
 
 
 class GridError(ValueError):
@@ -104,21 +109,58 @@ def all_variants(params: Mapping[str, Any]) -> dict[str, Variant]:
     return found
 
 
+def lr_variants(params: Mapping[str, Any], method: str) -> list[Variant]:
+    """The learning-rate candidates of a method trained at several rates, one run method per rate.
+
+    A method whose ``train.learning_rate`` (after its `method_overrides` entry) is a list trains once per value,
+    as ``<method>.lr=<value>``; the report keeps the value with the best mean validation score.
+
+    Args:
+        params: validated parameters.
+        method: a method of KNOWN_METHODS.
+
+    Returns:
+        One Variant per rate (grid ``lr``), or [] when the method's rate is one number.
+    """
+    if method not in KNOWN_METHODS:
+        return []
+    rate = run_params(params, method)["train"]["learning_rate"]
+    if not isinstance(rate, list):
+        return []
+    return [
+        Variant(
+            LR_GRID,
+            method,
+            ("train", "learning_rate"),
+            v,
+            f"{method}{VARIANT_SEP}{LR_GRID}={format_value(v)}",
+        )
+        for v in rate
+    ]
+
+
 def variant_override(params: Mapping[str, Any], method: str) -> tuple[str, dict[str, Any]]:
     """The base method of a variant run method and the override that makes it.
 
     Raises:
-        GridError: `method` is no variant of the grids in `params`.
+        GridError: `method` is no variant of the grids in `params`, nor a learning-rate candidate.
     """
     base, sep, rest = method.partition(VARIANT_SEP)
     grid = rest.partition("=")[0]
     grids = params.get("ablations", {}).get("grids", {})
+    candidates = []
     if sep and grid in grids:
-        for variant in variants(params, grid):
-            if variant.method == method:
-                section, key = variant.key
-                return base, {section: {key: variant.value}}
-    raise GridError(f"unknown method {method!r}: neither a method nor a variant of 'ablations.grids'")
+        candidates = variants(params, grid)
+    if sep and grid == LR_GRID and not candidates:
+        candidates = lr_variants(params, base)
+    for variant in candidates:
+        if variant.method == method:
+            section, key = variant.key
+            return base, {section: {key: variant.value}}
+    raise GridError(
+        f"unknown method {method!r}: neither a method, a variant of 'ablations.grids', "
+        "nor a learning rate of a method's 'train.learning_rate' list"
+    )
 
 
 def _method_override(params: Mapping[str, Any], method: str) -> dict[str, Any]:
@@ -150,12 +192,16 @@ def run_params(params: Mapping[str, Any], method: str) -> dict[str, Any]:
 
 
 def runs(params: Mapping[str, Any]) -> list[tuple[str, str, int]]:
-    """Every (task, run method, seed) to train: the main grid, then the ablation variants, without repeats."""
+    """Every (task, run method, seed) to train: the main grid (each learning-rate candidate of a method trained at
+    several rates), then the ablation variants, without repeats."""
     found: dict[tuple[str, str, int], None] = {}
     for task in params["tasks"]:
         for method in params["methods"]:
-            for seed in params["seeds"]:
-                found[(task, method, seed)] = None
+            # A method with a list of learning rates trains once per rate (the report keeps the best on validation).
+            names = [v.method for v in lr_variants(params, method)] or [method]
+            for name in names:
+                for seed in params["seeds"]:
+                    found[(task, name, seed)] = None
     ablations = params["ablations"]
     seeds = ablations["seeds"] if ablations["seeds"] is not None else params["seeds"]
     for task in ablations["tasks"]:

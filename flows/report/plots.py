@@ -131,12 +131,57 @@ def _save(figure: Figure, path: Path) -> None:
     figure.savefig(path, format="png", dpi=120, bbox_inches="tight")
 
 
-def plot_training_curves(
-    curves: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]],
+Curves = Mapping[str, Mapping[str, Sequence[tuple[float, float]]]]  # task -> method -> [(x, y)] in x order
+
+
+def plot_curves(
+    rows: Sequence[tuple[Curves, str]],
     tasks: Sequence[str],
     methods: Sequence[str],
     labels: Mapping[str, str],
     path: str | Path,
+    *,
+    xlabel: str,
+    empty: str,
+) -> None:
+    """Line plots, one line per method (mean over seeds), one panel per task and per row of `rows`.
+
+    Args:
+        rows: (curves, y-axis label) per row of panels.
+        tasks: panel order within a row.
+        methods: line order (also fixes each method's colour).
+        labels: method -> display name.
+        path: the PNG to write.
+        xlabel: the x axis (every panel); integer ticks.
+        empty: the text of a panel without any finite point.
+    """
+    figure = Figure(figsize=(4.2 * len(tasks), 3.4 * len(rows)), layout="constrained")
+    grid = figure.subplots(len(rows), len(tasks), squeeze=False)
+    for axes, (curves, ylabel) in zip(grid, rows, strict=True):
+        for axis, task in zip(axes, tasks, strict=True):
+            drawn = False
+            for method in methods:
+                points = [(x, y) for x, y in curves.get(task, {}).get(method, ()) if math.isfinite(y)]
+                if points:
+                    xs, ys = zip(*points, strict=True)
+                    axis.plot(
+                        xs, ys, marker="o", color=_color(methods, method), label=labels.get(method, method)
+                    )
+                    drawn = True
+            axis.set_title(task)
+            axis.set_xlabel(xlabel)
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+            axis.set_ylabel(ylabel)
+            axis.grid(alpha=0.3)
+            if drawn:
+                axis.legend(fontsize="small")
+            else:
+                axis.text(0.5, 0.5, empty, ha="center", va="center", transform=axis.transAxes)
+    _save(figure, Path(path))
+
+
+def plot_training_curves(
+    curves: Curves, tasks: Sequence[str], methods: Sequence[str], labels: Mapping[str, str], path: str | Path
 ) -> None:
     """Training loss per epoch, one line per method (mean over seeds), one panel per task.
 
@@ -147,26 +192,9 @@ def plot_training_curves(
         labels: method -> display name.
         path: the PNG to write.
     """
-    figure = Figure(figsize=(4.2 * len(tasks), 3.4), layout="constrained")
-    axes = figure.subplots(1, len(tasks), squeeze=False)[0]
-    for axis, task in zip(axes, tasks, strict=True):
-        drawn = False
-        for method in methods:
-            points = [(e, loss) for e, loss in curves.get(task, {}).get(method, ()) if math.isfinite(loss)]
-            if points:
-                epochs, losses = zip(*points, strict=True)
-                axis.plot(epochs, losses, marker="o", color=_color(methods, method), label=labels[method])
-                drawn = True
-        axis.set_title(task)
-        axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_ylabel("train loss")
-        axis.grid(alpha=0.3)
-        if drawn:
-            axis.legend(fontsize="small")
-        else:
-            axis.text(0.5, 0.5, "no training history", ha="center", va="center", transform=axis.transAxes)
-    _save(figure, Path(path))
+    plot_curves(
+        [(curves, "train loss")], tasks, methods, labels, path, xlabel="epoch", empty="no training history"
+    )
 
 
 def plot_scores(

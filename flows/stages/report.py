@@ -4,8 +4,10 @@ Input: results/<task>/<method>/seed<seed>.json, one per run (written by flows.st
 included. Output, in --out, every file always written (see OUTPUTS): results.md (main table, inference modes,
 ablations, significance, the paper's numbers, which findings held), results.csv (tidy), summary.csv, results.tex
 (booktabs), inference_modes.csv and .png, significance.csv, paper_comparison.csv, training_curves.png,
-scores.png, metrics.json (for ``dvc metrics show``) and the folder ablations/ (flows.report.ablations). Tables
-show the primary metric x 100 as mean +- std over seeds; CSV and JSON files keep raw values.
+learning_curves.png (validation score against optimizer step), expert_diagnostics.png (spread between experts,
+travel of the merged module), scores.png, metrics.json (for ``dvc metrics show``) and the folder ablations/
+(flows.report.ablations). Tables show the primary metric x 100 as mean +- std over seeds; CSV and JSON files keep
+raw values.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..config import paths
+from ..config.grid import run_params
 from ..config.params import ParamsError, load_params
 from ..report.ablations import (
     FOLDER,
@@ -33,10 +34,20 @@ from ..report.ablations import (
     collect_ablations,
     grid_results,
 )
-from ..report.collect import Collected, ReportError, collect, load_results, main_runs
+from ..report.collect import Collected, ReportError, collect, load_results, load_results_and_rates, main_runs
+from ..report.curves import SPREAD, TRAVEL, history_curves, learning_curves, training_curves
 from ..report.findings import findings, findings_section
 from ..report.paper import compare, comparison_csv, comparison_section
-from ..report.plots import Cell, Table, format_count, plot_placeholder, plot_scores, plot_training_curves
+from ..report.plots import (
+    Cell,
+    Table,
+    format_count,
+    plot_curves,
+    plot_placeholder,
+    plot_scores,
+    plot_training_curves,
+)
+from ..report.selection import format_rate, selection_section
 from ..report.stats import paired_tests, significance_csv, significance_section
 
 __all__ = ["METHOD_LABELS", "OUTPUTS", "ReportError", "build_report", "load_results", "main"]
@@ -59,6 +70,8 @@ OUTPUTS = (
     "paper_comparison.csv",
     "metrics.json",
     "training_curves.png",
+    "learning_curves.png",
+    "expert_diagnostics.png",
     "scores.png",
     FOLDER,
 )
@@ -120,20 +133,6 @@ def _metrics_json(data: Collected, grids: list[GridResult]) -> str:
     return json.dumps(metrics, indent=2, sort_keys=True) + "\n"
 
 
-def _curves(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[int, float]]]]:
-    """task -> method -> [(epoch, train loss averaged over seeds)]."""
-    losses = pd.DataFrame(
-        [(r["task"], r["method"], h["epoch"], h.get("train_loss")) for r in records for h in r["history"]],
-        columns=["task", "method", "epoch", "loss"],
-    )
-    losses["loss"] = pd.to_numeric(losses["loss"], errors="coerce")
-    curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
-    for (task, method), group in losses.groupby(["task", "method"], sort=False):
-        means = group.groupby("epoch")["loss"].mean()
-        curves.setdefault(task, {})[method] = [(epoch, float(loss)) for epoch, loss in means.items()]
-    return curves
-
-
 def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
     """Build every report file from the result JSON files.
 
@@ -154,7 +153,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
     """
     tasks, methods, seeds = list(params["tasks"]), list(params["methods"]), list(params["seeds"])
     decimals, avg = params["report"]["decimals"], ["Avg"] if len(tasks) > 1 else []
-    data = collect(load_results(results_dir, params), main_runs(params), params["report"]["primary_mode"])
+    records, rate_choices = load_results_and_rates(results_dir, params)
+    data = collect(records, main_runs(params), params["report"]["primary_mode"])
     ablations = collect_ablations(results_dir, params)
     _check_primary_metrics(data, ablations)
     grids = grid_results(ablations, params)
@@ -166,9 +166,10 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
         m: sorted({format_count(r["params"]["deployed"]) for r in data.records if r["method"] == m})
         for m in methods
     }
+    rates = {m: " / ".join(format_rate(lr) for lr in _rates(data.records, m, params)) for m in methods}
     main = Table(
-        ["Method", "Params", *(header for _, _, header in columns), *avg],
-        [[label[m], " / ".join(counts[m])] for m in methods],
+        ["Method", "Params", "LR", *(header for _, _, header in columns), *avg],
+        [[label[m], " / ".join(counts[m]), rates[m]] for m in methods],
         _cells(data, [(m, data.mode_of[m]) for m in methods], columns, len(seeds)),
     )
     task_columns = [column for column in columns if "/" not in column[1]]
@@ -181,7 +182,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
     caption = (
         f"Test scores x 100, mean ± std over seeds {', '.join(map(str, seeds))} ((n=k): only k runs found). "
         f"AdaMix rows use {params['report']['primary_mode']} inference. Params: tunable parameters deployed after "
-        "merging. Best mean per column in bold."
+        "merging. LR: the learning rate (chosen on validation where several were trained). Best mean per column "
+        "in bold."
     )
     tests = paired_tests(data, tasks, methods)
     paper_rows = compare(data, params)
@@ -192,6 +194,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
         markdown += f"\nMissing runs, left out of the means: {', '.join(data.missing)}.\n"
     markdown += "\n" + "\n".join(
         [
+            selection_section(rate_choices, label, decimals),
             ablation_markdown(grids, ablations, params, label),
             significance_section(tests, methods, label, decimals),
             comparison_section(paper_rows, data, params, label),
@@ -219,7 +222,28 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
         "paper_comparison.csv": comparison_csv(paper_rows),
         "metrics.json": _metrics_json(data, grids),
         "training_curves.png": lambda path: plot_training_curves(
-            _curves(data.records), tasks, methods, label, path
+            training_curves(data.records), tasks, methods, label, path
+        ),
+        "learning_curves.png": lambda path: plot_curves(
+            [(learning_curves(data.records), "validation primary metric x 100")],
+            tasks,
+            methods,
+            label,
+            path,
+            xlabel="optimizer step",
+            empty="no validation history",
+        ),
+        "expert_diagnostics.png": lambda path: plot_curves(
+            [
+                (history_curves(data.records, SPREAD), "expert spread"),
+                (history_curves(data.records, TRAVEL), "merged module travel"),
+            ],
+            tasks,
+            methods,
+            label,
+            path,
+            xlabel="optimizer step",
+            empty="no expert diagnostics",
         ),
         "scores.png": lambda path: plot_scores(scores, tasks, methods, label, "primary metric x 100", path),
         **ablation_outputs(grids, ablations, params, label),
@@ -240,6 +264,12 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
             for t, row in primary_cells.items()
         },
     }
+
+
+def _rates(records: list[dict[str, Any]], method: str, params: Mapping[str, Any]) -> list[float]:
+    """The learning rates a method's runs used (results before the rate was recorded: the params' value)."""
+    found = {r["learning_rate"] for r in records if r["method"] == method and "learning_rate" in r}
+    return sorted(found) if found else [run_params(params, method)["train"]["learning_rate"]]
 
 
 def _check_primary_metrics(data: Collected, ablations: Collected | None) -> None:

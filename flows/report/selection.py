@@ -95,8 +95,9 @@ def choose_rates(
 
 
 def format_rate(value: float) -> str:
-    """A learning rate as tables show it: ``5e-03``."""
-    return f"{value:.0e}"
+    """A learning rate as tables show it: ``5e-03``, ``1.5e-03`` (two significant digits, no trailing ``.0``)."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{exponent}"
 
 
 def selection_section(choices: Sequence[RateChoice], labels: Mapping[str, str], decimals: int) -> str:

@@ -83,13 +83,13 @@ def paired_tests(data: Collected, tasks: Sequence[str], methods: Sequence[str]) 
     return out
 
 
-def _t_text(t: float) -> str:
+def t_text(t: float) -> str:
     if math.isinf(t):  # the differences are all equal and nonzero
         return "∞" if t > 0 else "−∞"
     return f"{t:.2f}" if math.isfinite(t) else "n/a"
 
 
-def _p_text(p: float) -> str:
+def p_text(p: float) -> str:
     return "n/a" if not math.isfinite(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
@@ -115,7 +115,7 @@ def significance_section(
         delta = f"{x.mean_diff * 100:+.{decimals}f}" if math.isfinite(x.mean_diff) else "n/a"
         lines.append(
             f"| {x.task} | {labels.get(x.method, x.method)} | {labels.get(x.baseline, x.baseline)} | {x.n} | "
-            f"{delta} | {x.wins}/{x.n} | {_t_text(x.t)} | {_p_text(x.p)} |"
+            f"{delta} | {x.wins}/{x.n} | {t_text(x.t)} | {p_text(x.p)} |"
         )
     return head + "\n".join(lines) + "\n"
 

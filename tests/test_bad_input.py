@@ -50,12 +50,17 @@ def _variant(project: dict, tmp_path: Path, edit: Callable[[dict], None]) -> Pat
     return write_params(tmp_path / "params.yaml", params)
 
 
+_PROGRESS = re.compile(r"\d+%\|.*\| *\d+/\d+ \[")
+
+
 def _fails(capsys, main: Callable[[list[str]], int], argv: list[str], *named: str) -> str:
     """main(argv) returns 2 with one `error:` line on stderr that names every string of `named`."""
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
+    # Progress bars (tqdm, redrawn with carriage returns) may precede an error raised during training.
+    fragments = (part.strip() for part in re.split(r"[\r\n]", err))
+    lines = [part for part in fragments if part and not _PROGRESS.search(part)]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
     for name in named:
@@ -260,6 +265,40 @@ def test_crash_during_training_leaves_no_run_and_keeps_the_previous_one(
     experiment = client.get_experiment_by_name(params["tracking"]["experiment"])
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.`adamix.stage` = 'train'")
     assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED"]
+
+
+@pytest.mark.parametrize("method", ["adapter", METHOD])
+def test_a_non_finite_loss_stops_training_with_one_line_and_no_run(
+    project, root, tmp_path, capsys, method
+) -> None:
+    """learning_rate 1e30 blows up within a few steps: exit 2 naming run, epoch, step and cause; nothing saved,
+    and the MLflow run is FAILED (it used to train on, save NaN weights and report 50% as a score)."""
+    params_file = _variant(project, tmp_path, _set("train", "learning_rate", 1.0e30))
+    client = MlflowClient(tracking.tracking_uri())
+    client.search_experiments()  # a fresh store logs its creation: not part of the stage's output
+    line = _fails(
+        capsys,
+        train.main,
+        _train_argv(params_file, method=method),
+        f"{TASK}/{method}/seed{SEED}",
+        "non-finite",
+    )
+    assert re.search(r"at epoch \d+, by step \d+; nothing was saved", line) and "learning rate 1e+30" in line
+    _absent(paths.run_dir(TASK, method, SEED, root))
+    experiment = client.get_experiment_by_name(project["params"]["tracking"]["experiment"])
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`adamix.stage` = 'train' and tags.`adamix.method` = '{method}'",
+        max_results=1,
+    )
+    assert runs and runs[0].info.status == "FAILED"
+
+
+def test_bf16_autocast_trains_without_a_false_non_finite_alarm(project, root) -> None:
+    params = copy.deepcopy(project["params"])
+    params["train"]["precision"] = "bf16"
+    info = train.train_run(params, TASK, METHOD, SEED, track=False)
+    assert info["epochs"] == params["train"]["epochs"]
 
 
 def test_crash_while_saving_the_run_leaves_nothing(project, root, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,6 +28,7 @@ from ..config import paths
 from ..config.grid import lr_variants, run_params
 from ..config.schema import ParamsError
 from ..data import load_split, read_meta
+from ..errors import InputError
 from ..modeling.base import autocast_dtype, pick_device
 from ..modeling.batching import encode, length_grouped_batches, text_length
 from ..modeling.inference import score
@@ -112,6 +113,9 @@ def train_run(
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # (validation score, epoch, weights)
     # Expert diagnostics for our library's methods: do the experts diverge, how far the merged module travels.
     start_merged = adamix.snapshot_merged(model) if spec.has_mixture else None
+    # A non-finite loss or gradient norm stops the run (nothing is written). On CPU every step is checked; on an
+    # accelerator the flag stays on the device and is read every few steps, so the loop keeps running ahead.
+    check_every = 1 if device.type == "cpu" else NONFINITE_CHECK_EVERY
     started = time.perf_counter()
     tracker_cm = _tracker(params, run, task, method, seed, split) if track else contextlib.nullcontext()
     with tracker_cm as tracker:
@@ -124,6 +128,7 @@ def train_run(
             )
             # Sums stay on the device: no host sync inside the loop, one per epoch.
             task_sum = torch.zeros((), device=device)
+            finite = torch.ones((), dtype=torch.bool, device=device)
             consistency_sum = torch.zeros((), device=device)
             bar = tqdm(range(steps_per_epoch), desc=f"{task}/{method}/{seed} epoch {epoch}", leave=False)
             for step in bar:
@@ -147,7 +152,11 @@ def train_run(
                         loss, consistency = task_loss, None
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, cfg["grad_clip"])
+                norm = torch.nn.utils.clip_grad_norm_(trainable, cfg["grad_clip"])
+                finite &= torch.isfinite(loss.detach()) & torch.isfinite(norm)
+                global_step = (epoch - 1) * steps_per_epoch + step + 1
+                if check_every == 1 or global_step % check_every == 0 or step + 1 == steps_per_epoch:
+                    _require_finite(finite, f"{task}/{method}/seed{seed}", epoch, global_step, cfg)
                 optimizer.step()
                 scheduler.step()
                 task_sum += task_loss.detach()
@@ -204,6 +213,26 @@ def train_run(
         if tracker:
             tracker.log_artifact(out_dir / "history.json")
     return info
+
+
+NONFINITE_CHECK_EVERY = 16  # steps between reads of the non-finite flag on an accelerator (each read syncs)
+
+
+class NonFiniteLossError(InputError):
+    """Training produced a non-finite loss or gradient norm: a learning rate too large, or fp16 overflow."""
+
+
+def _require_finite(finite: torch.Tensor, run: str, epoch: int, step: int, cfg: dict) -> None:
+    """Raise NonFiniteLossError (the run writes nothing) unless every step so far had a finite loss and norm."""
+    if bool(finite):
+        return
+    causes = [f"learning rate {cfg['learning_rate']} too large"]
+    if cfg["precision"] == "fp16":
+        causes.append("fp16 overflow (try precision: bf16 or fp32)")
+    raise NonFiniteLossError(
+        f"run {run}: non-finite loss or gradient norm at epoch {epoch}, by step {step}; nothing was saved. "
+        f"Likely cause: {' or '.join(causes)}"
+    )
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

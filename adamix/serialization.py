@@ -56,6 +56,7 @@ def save_adamix(model: nn.Module, path: str | Path) -> Path:
     try:
         metadata = {"format": "pt", "adamix_format_version": str(FORMAT_VERSION)}
         save_file(tensors, staging / WEIGHTS_NAME, metadata=metadata)
+        _sort_header(staging / WEIGHTS_NAME)
         extra = {"format_version": FORMAT_VERSION, "merged": bool(getattr(model, "adamix_merged", False))}
         config.to_json_file(staging / CONFIG_NAME, extra={**extra, "base_model": base})
         _replace_dir(staging, path)
@@ -63,6 +64,25 @@ def save_adamix(model: nn.Module, path: str | Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
+
+
+def _sort_header(path: Path) -> None:
+    """Rewrite a safetensors header with its metadata keys sorted, in place.
+
+    safetensors stores `__metadata__` from a hash map, in an order that changes from process to process, so two
+    saves of the same tensors differ in bytes (and DVC sees a change). Sorting the keys changes neither the
+    header's length nor anything a reader sees.
+    """
+    with path.open("r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        if "__metadata__" in header:
+            header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > size:  # cannot happen (same keys and values); leave the file as written
+            return
+        f.seek(8)
+        f.write(text.ljust(size, b" "))
 
 
 def read_adamix_config(path: str | Path) -> tuple[AdaMixConfig, dict]:

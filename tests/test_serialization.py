@@ -104,3 +104,33 @@ def test_save_replaces_an_existing_artifact_atomically(tmp_path):
     inputs = batch("bert")
     with torch.no_grad():
         torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, rtol=0, atol=0)
+
+
+_SAVE_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from tiny_models import tiny_classifier
+import adamix
+torch.manual_seed(0)
+model = adamix.get_adamix_model(tiny_classifier("bert"), adamix.AdaMixConfig(bottleneck=4))
+adamix.save_adamix(model, sys.argv[1])
+"""
+
+
+def test_two_processes_save_byte_identical_artifacts(tmp_path):
+    """safetensors writes `__metadata__` in a per-process hash order; the artifact sorts it, so DVC sees no change."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _SAVE_SCRIPT.format(tests=str(Path(__file__).parent))
+    folders = [tmp_path / f"save{i}" for i in range(3)]
+    for i, folder in enumerate(folders):
+        env = {"PYTHONHASHSEED": str(i), "PATH": "/usr/bin:/bin"}
+        subprocess.run([sys.executable, "-c", script, str(folder)], check=True, env=env, timeout=120)
+    files = [{p.name: p.read_bytes() for p in folder.iterdir()} for folder in folders]
+    assert files[0] == files[1] == files[2]
+    raw = files[0][WEIGHTS_NAME]
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
+    assert list(header["__metadata__"]) == sorted(header["__metadata__"])
+    adamix.load_adamix(tiny_classifier("bert"), folders[0])  # still a valid artifact

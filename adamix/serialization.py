@@ -53,10 +53,12 @@ def save_adamix(model: nn.Module, path: str | Path) -> Path:
     base = _base_description(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700: the artifact gets the mode of a plain mkdir
     try:
         metadata = {"format": "pt", "adamix_format_version": str(FORMAT_VERSION)}
         save_file(tensors, staging / WEIGHTS_NAME, metadata=metadata)
         _sort_header(staging / WEIGHTS_NAME)
+        (staging / WEIGHTS_NAME).chmod(0o666 & ~_umask())  # safetensors creates it 0600
         extra = {"format_version": FORMAT_VERSION, "merged": bool(getattr(model, "adamix_merged", False))}
         config.to_json_file(staging / CONFIG_NAME, extra={**extra, "base_model": base})
         _replace_dir(staging, path)
@@ -64,6 +66,12 @@ def save_adamix(model: nn.Module, path: str | Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _sort_header(path: Path) -> None:

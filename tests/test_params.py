@@ -221,7 +221,7 @@ def test_load_params_profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         load_params(path, "fast")["train"]["learning_rate"] == 1e-4
     )  # YAML 1.2 float, not the string "1e-4"
     assert load_params(path, str(tmp_path / "profiles" / "fast.yaml"))["train"]["epochs"] == 1
-    assert load_params(path, "empty") == DEFAULTS
+    assert load_params(path, "empty") == deep_merge(DEFAULTS, {"report": {"dir": "reports/empty"}})
     monkeypatch.setenv("PROFILE", "fast")
     assert load_params(path)["train"]["epochs"] == 1
     assert (
@@ -231,6 +231,31 @@ def test_load_params_profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert load_params(path) == DEFAULTS
     with pytest.raises(ParamsError, match=r"unknown profile 'slow': .* available profiles: empty, fast$"):
         load_params(path, "slow")
+
+
+def test_a_profile_never_reports_over_the_default_report(tmp_path: Path) -> None:
+    """`make reproduce PROFILE=smoke` used to overwrite the committed default report (reports/) with smoke numbers."""
+    profiles = {
+        "quick": "train: {epochs: 1}\n",
+        "own": "report: {dir: out/own}\n",
+        "bad": "report: {dir: ./reports/}\n",
+    }
+    path = _project(tmp_path, DEFAULTS, profiles)
+    assert load_params(path, "")["report"]["dir"] == "reports"
+    assert load_params(path, "quick")["report"]["dir"] == "reports/quick"  # no report.dir: its own subfolder
+    assert load_params(path, str(tmp_path / "profiles" / "quick.yaml"))["report"]["dir"] == "reports/quick"
+    assert load_params(path, "own")["report"]["dir"] == "out/own"
+    with pytest.raises(ParamsError, match=r"bad\.yaml: 'report\.dir' is the default report folder 'reports'"):
+        load_params(path, "bad")
+    root = Path(__file__).resolve().parents[1]
+    # Read the files (the paper profiles need their data to load): a profile's own report.dir, else its subfolder.
+    own = {
+        p.stem: (read_yaml(p, allow_empty=True) or {}).get("report", {})
+        for p in (root / "profiles").glob("*.yaml")
+    }
+    dirs = {name: report.get("dir") or f"reports/{name}" for name, report in own.items()}
+    assert dirs["smoke"] == "reports/smoke" and "reports" not in dirs.values()
+    assert len(set(dirs.values())) == len(dirs)  # no two profiles share a report folder
 
 
 def test_load_params_errors_name_the_file(tmp_path: Path) -> None:

@@ -56,7 +56,9 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None) ->
         profile_file = profile_path(profile, path.parent)
         overlay = read_yaml(profile_file, allow_empty=True)
         sources.append((profile_file, overlay))
+        base = params
         params = deep_merge(params, overlay)
+        _profile_report_dir(params, base, overlay, Path(profile).stem, profile_file)
     _drop_disabled_grids(params)
     try:
         validate(params)
@@ -64,6 +66,32 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None) ->
         origin = next((file for file, data in reversed(sources) if _has_path(data, err.path)), path)
         raise ParamsError(f"{origin}: {err}", err.path) from None
     return params
+
+
+def _profile_report_dir(params: dict[str, Any], base: Any, overlay: Any, name: str, where: Path) -> None:
+    """A profile reports under its own folder: its own ``report.dir``, else ``<the base's report.dir>/<profile>``.
+
+    Never the base's folder itself: the committed default report would be overwritten by the profile's numbers.
+    """
+    base_dir = _report_dir(base) or "reports"
+    own = _report_dir(overlay)
+    report = params.get("report")
+    if not isinstance(report, dict):
+        return  # validation names the bad value
+    if own is None:
+        report["dir"] = f"{base_dir.rstrip('/')}/{name}"
+    elif os.path.normpath(own) == os.path.normpath(base_dir):
+        raise ParamsError(
+            f"{where}: 'report.dir' is the default report folder {base_dir!r}, so this profile would overwrite "
+            f"the default report; leave it out (the report then goes to '{base_dir}/{name}') or name another",
+            ("report", "dir"),
+        )
+
+
+def _report_dir(data: Any) -> str | None:
+    report = data.get("report") if isinstance(data, Mapping) else None
+    value = report.get("dir") if isinstance(report, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 def _drop_disabled_grids(params: dict[str, Any]) -> None:

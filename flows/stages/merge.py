@@ -6,11 +6,11 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import adamix
 
+from ..atomic import staging_dir
 from ..config import paths
 from ..config.grid import run_params
 from ..data import read_meta
@@ -36,8 +36,7 @@ def merge_run(params: dict, task: str, method: str, seed: int, *, root: Path | N
     before = json.loads((source / "run.json").read_text())["params"]
     model = load_run_model(run, spec, meta, source)
     out_dir = paths.merged_dir(task, method, seed, root)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging = staging_dir(out_dir)
     try:
         merged = spec.has_mixture and model.adamix_config.num_experts > 1
         if merged:

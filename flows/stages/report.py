@@ -18,11 +18,11 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..atomic import staging_dir
 from ..config import paths
 from ..config.grid import run_params
 from ..config.params import ParamsError, load_params
@@ -303,7 +303,7 @@ def _write_all(out_dir: Path, outputs: Mapping[str, str | Callable[[Path], None]
     previous one whole, so files of grids no longer in the params do not linger.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
+    staging = staging_dir(out_dir / "staging")  # .staging.<random> inside out_dir
     try:
         for name, content in outputs.items():
             (staging / name).parent.mkdir(parents=True, exist_ok=True)

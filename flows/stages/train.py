@@ -14,7 +14,6 @@ import math
 import random
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from transformers.trainer_pt_utils import get_parameter_names
 
 import adamix
 
+from ..atomic import ordinary_modes, staging_dir
 from ..config import paths
 from ..config.grid import lr_variants, run_params
 from ..config.schema import ParamsError
@@ -250,12 +250,12 @@ def _load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor]
 
 def _write_run(model, spec, out_dir: Path, history: list[dict], info: dict) -> None:
     """Write the run into a staging folder, then swap it in: a crash never leaves a run that looks complete."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging = staging_dir(out_dir)
     try:
         save_run_model(model.cpu(), spec, staging)
         (staging / "history.json").write_text(json.dumps(history, indent=2) + "\n")
         (staging / "run.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        ordinary_modes(staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.replace(out_dir)

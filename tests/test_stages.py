@@ -78,7 +78,9 @@ def test_fewshot_passes_full_data_through_and_draws_k_per_class(project: dict) -
 def test_train_writes_a_complete_run(project: dict, method: str) -> None:
     folder = paths.run_dir(TASK, method, SEED, project["root"])
     info = json.loads((folder / "run.json").read_text())
-    assert info == project["train"][method]
+    returned = dict(project["train"][method])
+    assert returned.pop("seconds") > 0  # wall-clock time: returned and in timings/, not in the run folder
+    assert info == returned
     assert (info["task"], info["method"], info["seed"], info["epochs"]) == (TASK, method, SEED, 2)
     assert len(info["step_loss"]) == 2 * 3  # 24 examples in batches of 8, 2 epochs
     assert 0 < info["params"]["trainable"] <= info["params"]["total"]

@@ -77,6 +77,11 @@ def result_path(task: str, method: str, seed: int, root: Path | None = None) -> 
     return (root or project_root()) / "results" / _run_part(task, method) / f"seed{int(seed)}.json"
 
 
+def timing_path(task: str, method: str, seed: int, root: Path | None = None) -> Path:
+    """Wall-clock timings of one training run: outside every DVC-tracked output, so reruns keep their hashes."""
+    return (root or project_root()) / "timings" / _run_part(task, method) / f"seed{int(seed)}.json"
+
+
 def results_dir(root: Path | None = None) -> Path:
     return (root or project_root()) / "results"
 

@@ -25,6 +25,7 @@ import adamix
 
 from ..atomic import ordinary_modes, staging_dir
 from ..config import paths
+from ..config.files import write_if_changed
 from ..config.grid import lr_variants, run_params
 from ..config.schema import ParamsError
 from ..data import load_split, read_meta
@@ -72,7 +73,8 @@ def train_run(
     (scored in the run's inference mode), and ``selection`` says which epoch that was.
 
     Returns:
-        Run info: parameter counts, epochs, seconds, final and selected validation metrics.
+        Run info (run.json's content): parameter counts, epochs, final and selected validation metrics, and the
+        wall-clock ``seconds`` (not in run.json: timings/<task>/<method>/seed<seed>.json has it).
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -108,6 +110,7 @@ def train_run(
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     history: list[dict] = []
+    epoch_seconds: list[float] = []  # seconds since the start, at the end of each epoch
     step_loss = torch.zeros(total_steps, device=device)  # task loss of every step: the training curve
     select_best, primary = cfg["select"] == "best", meta["primary_metric"]
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # (validation score, epoch, weights)
@@ -176,13 +179,16 @@ def train_run(
             if start_merged is not None:
                 diagnostics = adamix.expert_diagnostics(model, start_merged)
                 record.update({f"experts/{k}": v for k, v in diagnostics.items()})
-            record["seconds"] = round(time.perf_counter() - started, 2)
             history.append(record)
+            # Wall-clock time goes to the log, MLflow and timings/, never into the run folder: DVC hashes that, and
+            # a retrain with the same seed must give the same bytes.
+            epoch_seconds.append(round(time.perf_counter() - started, 2))
+            shown = {**record, "seconds": epoch_seconds[-1]}
             tqdm.write(
-                f"[{task}/{method}/seed{seed}] " + ", ".join(f"{k}={_fmt(v)}" for k, v in record.items())
+                f"[{task}/{method}/seed{seed}] " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items())
             )
             if tracker:
-                tracker.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+                tracker.log_metrics({k: v for k, v in shown.items() if k != "epoch"}, step=epoch)
 
         # `select: best` keeps the weights of the epoch with the best validation score (ties: the earliest), as
         # the official scripts' --load_best_model_at_end; test is scored once, on what is saved.
@@ -196,7 +202,6 @@ def train_run(
             "params": counts,
             "epochs": cfg["epochs"],
             "train_examples": len(train_data),
-            "seconds": round(time.perf_counter() - started, 2),
             "device": str(device),
             "final_validation": {k: v for k, v in history[-1].items() if k.startswith("validation/")},
             "selection": {
@@ -210,9 +215,15 @@ def train_run(
         }
         out_dir = paths.run_dir(task, method, seed, root)
         _write_run(model, spec, out_dir, history, info)
+        seconds = round(time.perf_counter() - started, 2)
+        write_if_changed(
+            paths.timing_path(task, method, seed, root),
+            json.dumps({"seconds": seconds, "epoch_seconds": epoch_seconds, "device": str(device)}) + "\n",
+        )
         if tracker:
+            tracker.log_metrics({"seconds_total": seconds})
             tracker.log_artifact(out_dir / "history.json")
-    return info
+    return {**info, "seconds": seconds}
 
 
 NONFINITE_CHECK_EVERY = 16  # steps between reads of the non-finite flag on an accelerator (each read syncs)

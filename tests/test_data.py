@@ -272,7 +272,12 @@ def test_hub_user_dataset_uses_class_label_names(monkeypatch, tmp_path):
         (
             {},
             _reviews().assign(sentiment=["pos"] * 19 + [None]),
-            r"missing label in column 'sentiment' of .*row 20",
+            r"1 missing label\(s\) .* in column 'sentiment' of .*row\(s\) 20: fill them in",
+        ),
+        (  # "NaN" / "nan" cells used to become a class of their own
+            {},
+            _reviews().assign(sentiment=["NaN", "pos", "nan", " ", *["neg", "pos"] * 8]),
+            r"3 missing label\(s\) \(empty, whitespace or NaN/NA/null\) in column 'sentiment' .*row\(s\) 1, 3, 4:",
         ),
     ],
 )

@@ -225,8 +225,13 @@ def _class_labels(
     """Class ids: by `names` (labels being names, or ids into them) if given, else by sorted value."""
     canonical = {split: [_canonical_label(value) for value in values] for split, values in raw.items()}
     for split, values in canonical.items():
-        if None in values:
-            raise DataError(f"{where}: missing label in {origins[split]}, row {values.index(None) + 1}")
+        missing = [row for row, value in enumerate(values, start=1) if value is None]
+        if missing:  # rejected, not dropped: a silently smaller dataset is worse than one clear error
+            rows = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+            raise DataError(
+                f"{where}: {len(missing)} missing label(s) (empty, whitespace or NaN/NA/null) in {origins[split]}, "
+                f"row(s) {rows}: fill them in or remove those rows"
+            )
     distinct = {label for values in canonical.values() for label in values}
     if not names:
         # Numbers first, in numeric order (so 2 < 10), then strings in alphabetical order.
@@ -250,11 +255,15 @@ def _class_labels(
     return {split: [to_id[label] for label in values] for split, values in canonical.items()}, list(names)
 
 
+# Label cells that mean "no label" (pandas' own NA spellings, read as text because CSVs are read with dtype=str).
+_MISSING_WORDS = frozenset({"nan", "na", "n/a", "null", "none", "<na>", "#n/a"})
+
+
 def _canonical_label(value: Any) -> int | float | str | None:
     """A label as an int when integral (1, 1.0, "1"), else a float or a stripped string; None if missing."""
     if isinstance(value, str):
         value = value.strip()
-        if not value:
+        if not value or value.lower() in _MISSING_WORDS:
             return None
         try:
             return int(value)

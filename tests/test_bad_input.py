@@ -254,6 +254,56 @@ def test_missing_model_path_stops_train_before_training(project, root, tmp_path,
     _fails(capsys, train.main, _train_argv(params_file), "'nobody/no-model'", "HF_HUB_OFFLINE")
 
 
+@pytest.mark.parametrize(("layers", "kind"), [(4, "missing"), (1, "unexpected")])
+def test_a_config_that_does_not_match_its_weights_stops_train(
+    project, root, tmp_path, capsys, layers, kind
+) -> None:
+    """A config.json with more (or fewer) layers than the weights used to train with random (or dropped) layers,
+    rc 0 and no warning. The fresh task head is the one expected difference."""
+    import json
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(project["params"]["model"]["name_or_path"], model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2
+    config["num_hidden_layers"] = layers
+    (model_dir / "config.json").write_text(json.dumps(config))
+    params_file = _variant(project, tmp_path, _set("model", "name_or_path", str(model_dir)))
+    _fails(
+        capsys, train.main, _train_argv(params_file), f"{kind} bert.encoder.layer.", "do not match its config"
+    )
+    _absent(paths.run_dir(TASK, METHOD, SEED, root))
+
+
+def test_max_length_beyond_the_position_embeddings_is_capped_with_a_warning(
+    tmp_path, capsys, tiny_model_dir
+) -> None:
+    """The tiny model has 40 positions; max_length 512 with long texts used to crash in the embedding lookup."""
+    root = tmp_path / "long"
+    params_file = make_project(root, tiny_model_dir, train={"max_length": 512})
+    toy = root / "toy.csv"  # every text repeated 12 times: far past 40 tokens
+    rows = toy.read_text().splitlines()
+    toy.write_text(
+        "\n".join(
+            [rows[0], *(f"{' '.join([r.rsplit(',', 1)[0]] * 12)},{r.rsplit(',', 1)[1]}" for r in rows[1:])]
+        )
+        + "\n"
+    )
+    params = load_params(params_file, profile="")
+    prepare.prepare(params, TASK, root=root)
+    fewshot.split_for_seed(params, TASK, SEED, root=root)
+    capsys.readouterr()
+    info = train.train_run(params, TASK, METHOD, SEED, root=root, track=False)
+    assert info["epochs"] == params["train"]["epochs"]
+    assert (
+        "warning: train.max_length 512 exceeds the 40 positions of the model (bert); using 40"
+        in capsys.readouterr().err
+    )
+    merge.merge_run(params, TASK, METHOD, SEED, root=root)
+    evaluate.evaluate_run(params, TASK, METHOD, SEED, root=root, track=False)
+
+
 def test_later_stages_name_the_missing_input(project, root, capsys) -> None:
     """Merge and evaluate without a trained run (or without a merge) name what is missing and write nothing."""
     argv = _train_argv(project["file"], method="full")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,12 +82,67 @@ def load_base_model(params: dict, meta: dict) -> nn.Module:
     if meta.get("is_regression"):
         kwargs["problem_type"] = "regression"
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            path, output_loading_info=True, **kwargs
+        )
     except OSError as err:
         raise ModelError(hub_hint(params["model"]["name_or_path"], err)) from None
+    check_loading_info(params["model"]["name_or_path"], model, info)
     if model.config.pad_token_id is None:  # decoder-only models classify the last non-pad token
         model.config.pad_token_id = model.config.eos_token_id
     return model
+
+
+# Models whose positions start after the padding index: max_position_embeddings - (pad_token_id + 1) are usable.
+_PADDING_OFFSET_POSITIONS = frozenset(
+    {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xmod"}
+)
+
+
+def cap_max_length(run: dict[str, Any], model: nn.Module) -> int:
+    """Cap ``train.max_length`` of a run's params (in place) at what the model's position embeddings hold.
+
+    A longer setting used to crash on the first long text, deep in the embedding lookup. The cap prints one
+    warning and is what both training and evaluation then use.
+    """
+    config = getattr(model, "config", None)
+    limit = getattr(config, "max_position_embeddings", None)
+    wanted = run["train"]["max_length"]
+    if not isinstance(limit, int) or limit <= 0:
+        return wanted
+    if getattr(config, "model_type", "") in _PADDING_OFFSET_POSITIONS:
+        limit -= (getattr(config, "pad_token_id", None) or 0) + 1
+    if wanted > limit:
+        print(
+            f"warning: train.max_length {wanted} exceeds the {limit} positions of the model "
+            f"({getattr(config, 'model_type', '?')}); using {limit}",
+            file=sys.stderr,
+        )
+        run["train"]["max_length"] = limit
+    return run["train"]["max_length"]
+
+
+def check_loading_info(name: str, model: nn.Module, info: dict[str, Any]) -> None:
+    """Raise ModelError when checkpoint weights and model config disagree inside the pretrained body.
+
+    The task head is new (its weights are expected to be missing), and so is BERT's pooler where a checkpoint
+    saved without it; anything else missing (a config with more layers than the weights) would train from a random
+    initialisation, and anything unexpected (fewer layers) would be dropped, both silently.
+    """
+    prefix = f"{getattr(model, 'base_model_prefix', '')}."
+    in_body = [
+        (kind, key)
+        for kind in ("missing_keys", "unexpected_keys")
+        for key in sorted(info.get(kind) or ())
+        if key.startswith(prefix) and ".pooler." not in f".{key}"
+    ]
+    if in_body:
+        shown = "; ".join(f"{kind.split('_')[0]} {key}" for kind, key in in_body[:4])
+        raise ModelError(
+            f"model {name!r}: {len(in_body)} weight(s) of the pretrained body do not match its config ({shown}"
+            f"{', ...' if len(in_body) > 4 else ''}): the config.json does not describe these weights "
+            "(number of layers, sizes?); fix the config or point model.name_or_path at a matching folder"
+        )
 
 
 def build_model(params: dict, method: str, meta: dict) -> tuple[nn.Module, Method]:

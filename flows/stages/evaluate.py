@@ -17,7 +17,7 @@ from ..config.grid import base_method, run_params
 from ..data import load_split, read_meta
 from ..modeling.base import pick_device
 from ..modeling.inference import score
-from ..modeling.models import load_run_model, load_tokenizer, method_spec
+from ..modeling.models import cap_max_length, load_run_model, load_tokenizer, method_spec
 
 
 def evaluate_run(
@@ -43,6 +43,7 @@ def evaluate_run(
     counts = json.loads((paths.merged_dir(task, method, seed, root) / "params.json").read_text())
 
     def score_all(model: nn.Module) -> dict[str, float]:
+        cap_max_length(run, model)
         model.to(device)
         out: dict[str, float] = {}
         for name, examples in data.items():

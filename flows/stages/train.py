@@ -35,6 +35,7 @@ from ..modeling.batching import encode, length_grouped_batches, text_length
 from ..modeling.inference import score
 from ..modeling.models import (
     build_model,
+    cap_max_length,
     load_tokenizer,
     parameter_counts,
     save_run_model,
@@ -95,6 +96,7 @@ def train_run(
     dtype = autocast_dtype(cfg["precision"], device)
     tokenizer = load_tokenizer(run, meta)  # a PromptEncoder with fewshot.prompt
     model, spec = build_model(run, method, meta)
+    cap_max_length(run, model)  # cfg is run["train"]: training and validation use the capped length
     model.to(device)
     counts = parameter_counts(model, spec)
     forward = torch.compile(model) if cfg["compile"] else model

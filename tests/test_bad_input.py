@@ -304,6 +304,61 @@ def test_max_length_beyond_the_position_embeddings_is_capped_with_a_warning(
     evaluate.evaluate_run(params, TASK, METHOD, SEED, root=root, track=False)
 
 
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _no_model_type(path: Path) -> None:
+    import json
+
+    config = json.loads(path.read_text())
+    config.pop("model_type")
+    path.write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    ("file", "damage", "named"),
+    [
+        ("model.safetensors", _truncate, ["cannot be loaded"]),
+        ("config.json", _no_model_type, ["cannot be loaded"]),
+    ],
+    ids=["truncated-weights", "config-without-model_type"],
+)
+def test_a_damaged_base_model_is_one_error_line(project, root, tmp_path, capsys, file, damage, named) -> None:
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(project["params"]["model"]["name_or_path"], model_dir)
+    damage(model_dir / file)
+    params_file = _variant(project, tmp_path, _set("model", "name_or_path", str(model_dir)))
+    _fails(capsys, train.main, _train_argv(params_file), str(model_dir), *named)
+    _absent(paths.run_dir(TASK, METHOD, SEED, root))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "wrong-shape"])
+def test_a_damaged_trained_artifact_stops_merge_and_evaluate(project, root, capsys, damage) -> None:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    params = project["params"]
+    train.train_run(params, TASK, METHOD, SEED, track=False)
+    weights = paths.run_dir(TASK, METHOD, SEED, root) / "adapter" / "adapter_model.safetensors"
+    if damage == "truncated":
+        _truncate(weights)
+    else:
+        tensors = load_file(weights)
+        name = next(n for n, t in tensors.items() if t.dim() == 3)
+        tensors[name] = torch.zeros(tensors[name].shape[0], 3, 5)
+        save_file(tensors, weights)
+    argv = _train_argv(project["file"])
+    _fails(capsys, merge.main, argv, "cannot load the trained run", str(weights.parent.parent))
+    _absent(paths.merged_dir(TASK, METHOD, SEED, root))
+    _fails(capsys, evaluate.main, argv, str(paths.merged_dir(TASK, METHOD, SEED, root)))  # merge refused
+    _absent(paths.result_path(TASK, METHOD, SEED, root))
+    shutil.rmtree(paths.run_dir(TASK, METHOD, SEED, root))  # the module's project is shared: leave no run
+
+
 def test_later_stages_name_the_missing_input(project, root, capsys) -> None:
     """Merge and evaluate without a trained run (or without a merge) name what is missing and write nothing."""
     argv = _train_argv(project["file"], method="full")
@@ -363,6 +418,9 @@ def test_a_non_finite_loss_stops_training_with_one_line_and_no_run(
 ) -> None:
     """learning_rate 1e30 blows up within a few steps: exit 2 naming run, epoch, step and cause; nothing saved,
     and the MLflow run is FAILED (it used to train on, save NaN weights and report 50% as a score)."""
+    import shutil
+
+    shutil.rmtree(paths.run_dir(TASK, method, SEED, root), ignore_errors=True)  # left by earlier tests
     params_file = _variant(project, tmp_path, _set("train", "learning_rate", 1.0e30))
     client = MlflowClient(tracking.tracking_uri())
     client.search_experiments()  # a fresh store logs its creation: not part of the stage's output

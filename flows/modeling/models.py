@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 import adamix
@@ -87,6 +88,14 @@ def load_base_model(params: dict, meta: dict) -> nn.Module:
         )
     except OSError as err:
         raise ModelError(hub_hint(params["model"]["name_or_path"], err)) from None
+    except (
+        ValueError,
+        KeyError,
+        RuntimeError,
+        SafetensorError,
+    ) as err:  # no model_type, a truncated file, ...
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"model {params['model']['name_or_path']!r} cannot be loaded: {first}") from None
     check_loading_info(params["model"]["name_or_path"], model, info)
     if model.config.pad_token_id is None:  # decoder-only models classify the last non-pad token
         model.config.pad_token_id = model.config.eos_token_id
@@ -194,7 +203,22 @@ def save_run_model(model: nn.Module, spec: Method, out_dir: Path) -> None:
 
 
 def load_run_model(params: dict, spec: Method, meta: dict, artifact_dir: Path) -> nn.Module:
-    """Rebuild a trained run's model from its saved artifact (safetensors only)."""
+    """Rebuild a trained run's model from its saved artifact (safetensors only).
+
+    Raises:
+        ModelError: the artifact is missing, truncated, of another shape or otherwise unreadable (named).
+    """
+    try:
+        return _load_run_model(params, spec, meta, artifact_dir)
+    except ModelError:
+        raise
+    except (ValueError, OSError, RuntimeError, KeyError, SafetensorError) as err:
+        # adamix.serialization, safetensors and transformers report a bad artifact in these types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"cannot load the trained run in {artifact_dir}: {first}") from None
+
+
+def _load_run_model(params: dict, spec: Method, meta: dict, artifact_dir: Path) -> nn.Module:
     if spec.kind == "full":
         from transformers import AutoModelForSequenceClassification
 

@@ -61,15 +61,19 @@ format: $(STAMP)
 
 # params.yaml with the profile merged over it; rewritten only when it changes (DVC reruns what changed).
 params: $(STAMP)
-	$(PY) -m flows.config resolve --out params.resolved.yaml --grid-out params.grid.yaml
+	$(LOCKED) $(RESOLVE)
 
-reproduce: params
-	ADAMIX_PIPELINE_RUN=reproduce-$(RUN_KEY) dvc repro $(DVC_FLAGS)
+# reproduce and flow resolve and run inside the workspace lock: a second one started meanwhile stops at once,
+# before it rewrites the resolved params the first one is using (flows/orchestration/lock.py).
+LOCKED := $(PY) -m flows.orchestration.lock --
+RESOLVE := $(PY) -m flows.config resolve --out params.resolved.yaml --grid-out params.grid.yaml
+
+reproduce: $(STAMP)
+	$(LOCKED) bash -c '$(RESOLVE) && ADAMIX_PIPELINE_RUN=reproduce-$(RUN_KEY) dvc repro $(DVC_FLAGS)'
 	@echo "Tables and plots: $$($(PY) -c "import yaml; print(yaml.safe_load(open('params.resolved.yaml'))['report']['dir'])")/  |  runs: make ui"
 
-flow: params
-	ADAMIX_PIPELINE_RUN=flow-$(RUN_KEY) $(PY) -m flows.orchestration.prefect_flow run
-	dvc status
+flow: $(STAMP)
+	$(LOCKED) bash -c '$(RESOLVE) && ADAMIX_PIPELINE_RUN=flow-$(RUN_KEY) $(PY) -m flows.orchestration.prefect_flow run && dvc status'
 
 # A local Prefect server and the flow served on the cron schedule of params `flow.cron` (Ctrl-C stops both).
 serve: params

@@ -69,11 +69,11 @@ LOCKED := $(PY) -m flows.orchestration.lock --
 RESOLVE := $(PY) -m flows.config resolve --out params.resolved.yaml --grid-out params.grid.yaml
 
 reproduce: $(STAMP)
-	$(LOCKED) bash -c '$(RESOLVE) && ADAMIX_PIPELINE_RUN=reproduce-$(RUN_KEY) dvc repro $(DVC_FLAGS)'
+	ADAMIX_PIPELINE_RUN=reproduce-$(RUN_KEY) $(LOCKED) bash -c '$(RESOLVE) && dvc repro $(DVC_FLAGS)'
 	@echo "Tables and plots: $$($(PY) -c "import yaml; print(yaml.safe_load(open('params.resolved.yaml'))['report']['dir'])")/  |  runs: make ui"
 
 flow: $(STAMP)
-	$(LOCKED) bash -c '$(RESOLVE) && ADAMIX_PIPELINE_RUN=flow-$(RUN_KEY) $(PY) -m flows.orchestration.prefect_flow run && dvc status'
+	ADAMIX_PIPELINE_RUN=flow-$(RUN_KEY) $(LOCKED) bash -c '$(RESOLVE) && $(PY) -m flows.orchestration.prefect_flow run && dvc status'
 
 # A local Prefect server and the flow served on the cron schedule of params `flow.cron` (Ctrl-C stops both).
 serve: params

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -43,17 +44,116 @@ _TRUNCATED = "...[truncated]"
 _SETTLE_SECONDS = 1.0
 
 
+HOST_TAG, PID_TAG = (
+    "adamix.host",
+    "adamix.pid",
+)  # who owns a RUNNING run: reaped as KILLED once that process is gone
+LOCK_PID_ENV = "ADAMIX_LOCK_PID"  # set by flows.orchestration.lock for its command: the pipeline's owner
+
+
 def tracking_uri() -> str:
     """The MLflow tracking URI: ``MLFLOW_TRACKING_URI``, else ``sqlite:///<project root>/mlflow.db``.
+
+    The project root is ``$ADAMIX_ROOT`` when set (as for every other output), else the repository.
 
     Returns:
         The URI string.
     """
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+    root = os.environ.get("ADAMIX_ROOT", "").strip()
+    base = Path(root).expanduser().resolve() if root else PROJECT_ROOT
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{base / 'mlflow.db'}"
 
 
 def _client() -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri())
+    uri = tracking_uri()
+    _init_store(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+@functools.lru_cache(maxsize=8)
+def _init_store(uri: str) -> None:
+    """Create (or migrate) a local sqlite store once, under the store's file lock.
+
+    On a fresh database, processes that start together each ran MLflow's schema migration and 2 of 3 crashed
+    ("table experiments already exists"); with the lock the first creates it and the others find it done.
+    """
+    database = _sqlite_file(uri)
+    if database is None or fcntl is None:
+        return
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with _store_lock(database):
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+
+@contextlib.contextmanager
+def _store_lock(database: Path) -> Iterator[None]:
+    with database.with_name(database.name + ".lock").open("a") as handle:  # beside the db: same permissions
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _owner_tags(pid: int | None) -> dict[str, str]:
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid)} if pid else {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def reap_dead_runs(client: MlflowClient, experiment: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of `experiment` whose owning process, on this host, no longer exists.
+
+    A run killed with ``kill -9`` (or a pipeline whose ``make`` was) never reached its end; the next start
+    settles it. Runs of other hosts, and runs without an owner tag, are left alone.
+
+    Returns:
+        The ids of the runs marked KILLED.
+    """
+    host = socket.gethostname()
+    running = client.search_runs(
+        [experiment],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+        max_results=500,
+    )
+    reaped = []
+    for run in running:
+        pid = run.data.tags.get(PID_TAG, "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            reaped.append(run.info.run_id)
+    return reaped
+
+
+def _status(exc_type: type[BaseException] | None, exc: BaseException | None) -> str:
+    """FINISHED for a normal end (``sys.exit(0)`` included), KILLED for Ctrl-C, FAILED for any other error."""
+    if exc_type is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
+        return "FINISHED"
+    return "KILLED" if exc_type is KeyboardInterrupt else "FAILED"
+
+
+def finish_pipeline(run_key: str, status: str) -> list[str]:
+    """Mark the RUNNING parent runs of pipeline `run_key` (any experiment of the store) `status`.
+
+    The DVC path has no single process that sees the pipeline end; flows.orchestration.lock, which wraps
+    `make reproduce`, calls this with the outcome of `dvc repro` (FINISHED, FAILED or KILLED).
+    """
+    client = _client()
+    done = []
+    for experiment in client.search_experiments():
+        for run in _find_parents(client, experiment.experiment_id, _checked_key(run_key, "run_key")):
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, status=status)
+                done.append(run.info.run_id)
+    return done
 
 
 def _sqlite_file(uri: str) -> Path | None:
@@ -80,12 +180,8 @@ def _parent_lock() -> Iterator[bool]:
     if database is None or fcntl is None:
         yield False
         return
-    with database.with_name(database.name + ".lock").open("a") as handle:  # beside the db: same permissions
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with _store_lock(database):
+        yield True
 
 
 def experiment_id(params: Mapping[str, Any]) -> str:
@@ -237,8 +333,16 @@ def get_or_create_parent(params: Mapping[str, Any], run_key: str | None = None) 
         found = _find_parents(client, experiment, key)
         if found:
             return found[0].info.run_id
-        tags = {PIPELINE_TAG: key, KIND_TAG: "pipeline", **_commit_tag()}
-        run = client.create_run(experiment, tags=tags, run_name=f"pipeline {key}")
+        reap_dead_runs(client, experiment)
+        owner = os.environ.get(LOCK_PID_ENV, "")
+        # The owner is the locked `make` command when there is one; a plain `dvc repro` has no long-lived
+        # process, so its parent carries no owner (the lock wrapper, or the Prefect flow, finishes it).
+        tags = {
+            PIPELINE_TAG: key,
+            KIND_TAG: "pipeline",
+            **_owner_tags(int(owner) if owner.isdigit() else None),
+        }
+        run = client.create_run(experiment, tags={**tags, **_commit_tag()}, run_name=f"pipeline {key}")
     if not locked:
         time.sleep(_SETTLE_SECONDS)  # let a racing creator's insert commit before choosing the oldest
     oldest = _find_parents(client, experiment, key)[0]
@@ -347,10 +451,15 @@ class StageRun:
             PIPELINE_TAG: key,
             KIND_TAG: "stage",
             "adamix.stage": self.stage,
+            **_owner_tags(os.getpid()),
             **_commit_tag(),
             **self.tags,
         }
-        run = self._client.create_run(experiment_id(self.params), tags=tags, run_name=self.run_name)
+        experiment = experiment_id(self.params)
+        reap_dead_runs(
+            self._client, experiment
+        )  # runs of processes killed earlier: KILLED, not RUNNING forever
+        run = self._client.create_run(experiment, tags=tags, run_name=self.run_name)
         self.run_id = run.info.run_id
         _log_params(self._client, self.run_id, self.run_params)
         return self
@@ -359,7 +468,7 @@ class StageRun:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
         if self.run_id is not None:
-            self._client.set_terminated(self.run_id, status="FINISHED" if exc_type is None else "FAILED")
+            self._client.set_terminated(self.run_id, status=_status(exc_type, exc))
         return False
 
     def _require_run(self) -> str:

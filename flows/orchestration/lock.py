@@ -29,6 +29,7 @@ from ..config import paths
 from ..errors import InputError
 
 LOCK_NAME = ".adamix.lock"
+LOCK_PID_ENV = "ADAMIX_LOCK_PID"  # = flows.tracking.LOCK_PID_ENV (not imported: MLflow is slow to import)
 
 
 class WorkspaceBusy(InputError):
@@ -85,10 +86,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no command given (python -m flows.orchestration.lock -- COMMAND ...)")
     try:
         with workspace_lock(command=command):
-            return subprocess.run(command, check=False).returncode
+            env = {**os.environ, LOCK_PID_ENV: str(os.getpid())}  # parent runs record their owner
+            try:
+                code = subprocess.run(command, check=False, env=env).returncode
+            except KeyboardInterrupt:
+                code = -2
+            _finish_pipeline(code)
+            return code
     except WorkspaceBusy as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def _finish_pipeline(code: int) -> None:
+    """End the MLflow parent run of this pipeline run (``ADAMIX_PIPELINE_RUN``) with the command's outcome."""
+    key = os.environ.get("ADAMIX_PIPELINE_RUN")
+    if not key:
+        return
+    from ..tracking import _sqlite_file, finish_pipeline, tracking_uri
+
+    database = _sqlite_file(tracking_uri())
+    if database is not None and not database.exists():
+        return  # nothing was tracked
+    status = "FINISHED" if code == 0 else "KILLED" if code < 0 or code in (130, 137, 143) else "FAILED"
+    finish_pipeline(key, status)
 
 
 if __name__ == "__main__":

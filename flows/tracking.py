@@ -16,128 +16,31 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import unquote
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
+
+from . import mlflow_store as store
+from .mlflow_store import LOCK_PID_ENV, PROJECT_ROOT, flatten, reap_dead_runs, tracking_uri
 
 try:
     import fcntl
 except ImportError:  # Windows: no advisory file locks; parents then settle on the oldest run
     fcntl = None
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_TAG = "adamix.pipeline_run"  # on the parent and on every child: the pipeline run they belong to
 KIND_TAG = "adamix.kind"  # "pipeline" on the parent, "stage" on children
 PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests by
 COMMIT_TAG = "mlflow.source.git.commit"
-_TRUNCATED = "...[truncated]"
 _SETTLE_SECONDS = 1.0
-
-
-HOST_TAG, PID_TAG = (
-    "adamix.host",
-    "adamix.pid",
-)  # who owns a RUNNING run: reaped as KILLED once that process is gone
-LOCK_PID_ENV = "ADAMIX_LOCK_PID"  # set by flows.orchestration.lock for its command: the pipeline's owner
-
-
-def tracking_uri() -> str:
-    """The MLflow tracking URI: ``MLFLOW_TRACKING_URI``, else ``sqlite:///<project root>/mlflow.db``.
-
-    The project root is ``$ADAMIX_ROOT`` when set (as for every other output), else the repository.
-
-    Returns:
-        The URI string.
-    """
-    root = os.environ.get("ADAMIX_ROOT", "").strip()
-    base = Path(root).expanduser().resolve() if root else PROJECT_ROOT
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{base / 'mlflow.db'}"
-
-
-def _client() -> MlflowClient:
-    uri = tracking_uri()
-    _init_store(uri)
-    return MlflowClient(tracking_uri=uri)
-
-
-@functools.lru_cache(maxsize=8)
-def _init_store(uri: str) -> None:
-    """Create (or migrate) a local sqlite store once, under the store's file lock.
-
-    On a fresh database, processes that start together each ran MLflow's schema migration and 2 of 3 crashed
-    ("table experiments already exists"); with the lock the first creates it and the others find it done.
-    """
-    database = _sqlite_file(uri)
-    if database is None or fcntl is None:
-        return
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with _store_lock(database):
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-
-
-@contextlib.contextmanager
-def _store_lock(database: Path) -> Iterator[None]:
-    with database.with_name(database.name + ".lock").open("a") as handle:  # beside the db: same permissions
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _owner_tags(pid: int | None) -> dict[str, str]:
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid)} if pid else {}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def reap_dead_runs(client: MlflowClient, experiment: str) -> list[str]:
-    """Mark KILLED the RUNNING runs of `experiment` whose owning process, on this host, no longer exists.
-
-    A run killed with ``kill -9`` (or a pipeline whose ``make`` was) never reached its end; the next start
-    settles it. Runs of other hosts, and runs without an owner tag, are left alone.
-
-    Returns:
-        The ids of the runs marked KILLED.
-    """
-    host = socket.gethostname()
-    running = client.search_runs(
-        [experiment],
-        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
-        max_results=500,
-    )
-    reaped = []
-    for run in running:
-        pid = run.data.tags.get(PID_TAG, "")
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            client.set_terminated(run.info.run_id, status="KILLED")
-            reaped.append(run.info.run_id)
-    return reaped
-
-
-def _status(exc_type: type[BaseException] | None, exc: BaseException | None) -> str:
-    """FINISHED for a normal end (``sys.exit(0)`` included), KILLED for Ctrl-C, FAILED for any other error."""
-    if exc_type is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
-        return "FINISHED"
-    return "KILLED" if exc_type is KeyboardInterrupt else "FAILED"
 
 
 def finish_pipeline(run_key: str, status: str) -> list[str]:
@@ -146,7 +49,7 @@ def finish_pipeline(run_key: str, status: str) -> list[str]:
     The DVC path has no single process that sees the pipeline end; flows.orchestration.lock, which wraps
     `make reproduce`, calls this with the outcome of `dvc repro` (FINISHED, FAILED or KILLED).
     """
-    client = _client()
+    client = store.client()
     done = []
     for experiment in client.search_experiments():
         for run in _find_parents(client, experiment.experiment_id, _checked_key(run_key, "run_key")):
@@ -156,19 +59,6 @@ def finish_pipeline(run_key: str, status: str) -> list[str]:
     return done
 
 
-def _sqlite_file(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (``sqlite:////abs/db`` or ``sqlite:///relative/db``), else None."""
-    prefix = "sqlite:///"
-    database = unquote(uri[len(prefix) :].split("?", 1)[0]) if uri.startswith(prefix) else ""
-    return Path(database).resolve() if database and database != ":memory:" else None
-
-
-def _artifact_location(uri: str) -> str | None:
-    """Artifacts of a sqlite store go beside the database (not into the current directory's ./mlruns)."""
-    database = _sqlite_file(uri)
-    return (database.parent / "mlartifacts").as_uri() if database else None
-
-
 @contextlib.contextmanager
 def _parent_lock() -> Iterator[bool]:
     """Serialise find-or-create of parent runs among processes sharing a local sqlite store.
@@ -176,11 +66,11 @@ def _parent_lock() -> Iterator[bool]:
     Run start times are taken before the insert commits, so without a lock two racing creators can each see
     only their own run and keep it. Other stores (a tracking server) fall back to settling on the oldest run.
     """
-    database = _sqlite_file(tracking_uri())
+    database = store.sqlite_file(tracking_uri())
     if database is None or fcntl is None:
         yield False
         return
-    with _store_lock(database):
+    with store.store_lock(database):
         yield True
 
 
@@ -194,14 +84,14 @@ def experiment_id(params: Mapping[str, Any]) -> str:
         The experiment id.
     """
     name = params["tracking"]["experiment"]
-    client = _client()
+    client = store.client()
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":  # runs cannot be created in a deleted experiment
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=_artifact_location(tracking_uri()))
+        return client.create_experiment(name, artifact_location=store.artifact_location(tracking_uri()))
     except MlflowException:  # another process created it between the lookup and the create
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
@@ -328,7 +218,7 @@ def get_or_create_parent(params: Mapping[str, Any], run_key: str | None = None) 
         The parent's run id.
     """
     key = _checked_key(run_key, "run_key") if run_key else pipeline_run_id(params)
-    client, experiment = _client(), experiment_id(params)
+    client, experiment = store.client(), experiment_id(params)
     with _parent_lock() as locked:
         found = _find_parents(client, experiment, key)
         if found:
@@ -340,7 +230,7 @@ def get_or_create_parent(params: Mapping[str, Any], run_key: str | None = None) 
         tags = {
             PIPELINE_TAG: key,
             KIND_TAG: "pipeline",
-            **_owner_tags(int(owner) if owner.isdigit() else None),
+            **store.owner_tags(int(owner) if owner.isdigit() else None),
         }
         run = client.create_run(experiment, tags={**tags, **_commit_tag()}, run_name=f"pipeline {key}")
     if not locked:
@@ -361,40 +251,12 @@ def finish_parent(params: Mapping[str, Any], status: str = "FINISHED", run_key: 
         status: FINISHED, FAILED or KILLED.
         run_key: the pipeline run key; default `pipeline_run_id(params)`.
     """
-    _client().set_terminated(get_or_create_parent(params, run_key), status=status)
+    store.client().set_terminated(get_or_create_parent(params, run_key), status=status)
 
 
 def _commit_tag() -> dict[str, str]:
     commit = git_commit()
     return {COMMIT_TAG: commit} if commit else {}
-
-
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested params as MLflow params: dotted keys, string values (lists as JSON), long values truncated.
-
-    Args:
-        params: nested mapping.
-        prefix: key prefix for recursion.
-
-    Returns:
-        A flat dict of MLflow-valid keys to values of at most MLflow's length limit.
-    """
-    flat: dict[str, str] = {}
-    for key, value in params.items():
-        name = f"{prefix}{_safe_key(str(key))}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{name}."))
-            continue
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        if len(text) > MAX_PARAM_VAL_LENGTH:
-            text = text[: MAX_PARAM_VAL_LENGTH - len(_TRUNCATED)] + _TRUNCATED
-        flat[name[:MAX_ENTITY_KEY_LENGTH]] = text
-    return flat
-
-
-def _safe_key(key: str) -> str:
-    """MLflow keys allow letters, digits, ``_ - . / : `` and spaces; anything else becomes ``_``."""
-    return re.sub(r"[^\w\-./: ]", "_", key).strip("/") or "_"
 
 
 def _log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
@@ -430,13 +292,17 @@ class StageRun:
         name: str,
         run_params: Mapping[str, Any],
         tags: Mapping[str, Any] | None = None,
+        resume: str | None = None,
     ) -> None:
         self.params, self.stage, self.name, self.run_params = params, stage, name, run_params
+        self.resume = (
+            resume  # the id of an earlier run of this stage call to continue (a resumed training run)
+        )
         self.tags = {
             k if "." in k else f"adamix.{k}": str(v) for k, v in (tags or {}).items() if v is not None
         }
         self.run_id: str | None = None
-        self._client = _client()
+        self._client = store.client()
 
     @property
     def run_name(self) -> str:
@@ -444,6 +310,15 @@ class StageRun:
         return self.name if self.name.split(" ", 1)[0] == self.stage else f"{self.stage} {self.name}"
 
     def __enter__(self) -> StageRun:
+        if self.resume:
+            try:
+                self._client.get_run(self.resume)
+            except MlflowException:
+                pass  # gone (another store, or deleted): start a new run
+            else:
+                self._client.update_run(self.resume, status="RUNNING")
+                self.run_id = self.resume
+                return self
         key = pipeline_run_id(self.params)
         parent = get_or_create_parent(self.params, key)
         tags = {
@@ -451,7 +326,7 @@ class StageRun:
             PIPELINE_TAG: key,
             KIND_TAG: "stage",
             "adamix.stage": self.stage,
-            **_owner_tags(os.getpid()),
+            **store.owner_tags(os.getpid()),
             **_commit_tag(),
             **self.tags,
         }
@@ -468,7 +343,7 @@ class StageRun:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
         if self.run_id is not None:
-            self._client.set_terminated(self.run_id, status=_status(exc_type, exc))
+            self._client.set_terminated(self.run_id, status=store.run_status(exc_type, exc))
         return False
 
     def _require_run(self) -> str:
@@ -491,7 +366,7 @@ class StageRun:
         for key, value in metrics.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"metric {key!r} must be a number, got {value!r}")
-            items.append(Metric(_safe_key(str(key)), float(value), now, step or 0))
+            items.append(Metric(store.safe_key(str(key)), float(value), now, step or 0))
         for batch in _batches(items, 1000):
             self._client.log_batch(run_id, metrics=batch, synchronous=True)
 

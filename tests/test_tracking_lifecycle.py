@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from flows import tracking
+from flows import mlflow_store, tracking
 from flows.orchestration import lock
 
 _STAGE = """
@@ -90,9 +90,9 @@ def test_the_lock_wrapper_ends_the_pipelines_parent_run(tmp_path: Path, code: in
     runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     kinds = {r.data.tags["adamix.kind"]: r for r in runs}
     assert kinds["pipeline"].info.status == status
-    assert kinds["pipeline"].data.tags[tracking.PID_TAG] != kinds["stage"].data.tags[tracking.PID_TAG]
+    assert kinds["pipeline"].data.tags[mlflow_store.PID_TAG] != kinds["stage"].data.tags[mlflow_store.PID_TAG]
     assert kinds["stage"].info.status == ("FINISHED" if code == 0 else "FAILED")
 
 
 def test_the_lock_and_tracking_agree_on_the_owner_variable() -> None:
-    assert lock.LOCK_PID_ENV == tracking.LOCK_PID_ENV
+    assert lock.LOCK_PID_ENV == mlflow_store.LOCK_PID_ENV

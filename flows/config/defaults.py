@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
         "eval_every_epoch": True,
         "select": "last",
         "length_group_batches": 8,
+        "checkpoint_every": 0,
     },
     "adamix": {
         "num_experts": 4,

@@ -181,6 +181,10 @@ class TrainSection(_Section):
     length_group_batches: NaturalInt = Field(
         description="sort each run of this many shuffled batches by length (less padding); 0 or 1 = plain shuffle"
     )
+    checkpoint_every: NaturalInt = Field(
+        description="write a resume checkpoint every this many optimizer steps (and at each epoch end); 0 = at "
+        "epoch ends only. A rerun after a crash resumes from it; it is removed when the run completes"
+    )
 
 
 class AdamixSection(_Section):

@@ -103,9 +103,10 @@ def _finish_pipeline(code: int) -> None:
     key = os.environ.get("ADAMIX_PIPELINE_RUN")
     if not key:
         return
-    from ..tracking import _sqlite_file, finish_pipeline, tracking_uri
+    from ..mlflow_store import sqlite_file, tracking_uri
+    from ..tracking import finish_pipeline
 
-    database = _sqlite_file(tracking_uri())
+    database = sqlite_file(tracking_uri())
     if database is not None and not database.exists():
         return  # nothing was tracked
     status = "FINISHED" if code == 0 else "KILLED" if code < 0 or code in (130, 137, 143) else "FAILED"

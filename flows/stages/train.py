@@ -30,6 +30,7 @@ from ..config.grid import lr_variants, run_params
 from ..config.schema import ParamsError
 from ..data import load_split, read_meta
 from ..errors import InputError
+from ..modeling import checkpoint
 from ..modeling.base import autocast_dtype, pick_device
 from ..modeling.batching import encode, length_grouped_batches, text_length
 from ..modeling.inference import score
@@ -121,21 +122,67 @@ def train_run(
     # A non-finite loss or gradient norm stops the run (nothing is written). On CPU every step is checked; on an
     # accelerator the flag stays on the device and is read every few steps, so the loop keeps running ahead.
     check_every = 1 if device.type == "cpu" else NONFINITE_CHECK_EVERY
-    started = time.perf_counter()
-    tracker_cm = _tracker(params, run, task, method, seed, split) if track else contextlib.nullcontext()
+    # Resume: a checkpoint beside the run (written every train.checkpoint_every steps and at each epoch end)
+    # restores weights, optimizer, scheduler, RNGs, batch order and history; other params are refused.
+    ckpt_dir = checkpoint.checkpoint_dir(paths.run_dir(task, method, seed, root))
+    ckpt_id = checkpoint.fingerprint(run, task, method, seed, checkpoint.data_hash(split))
+    resumed = checkpoint.load(ckpt_dir, model, optimizer, scheduler, ckpt_id, device)
+    done = resumed.step if resumed else 0  # optimizer steps already taken
+    if resumed:
+        history, epoch_seconds, best = resumed.history, resumed.epoch_seconds, resumed.best
+        step_loss = resumed.step_loss
+        tqdm.write(f"[{task}/{method}/seed{seed}] resuming from {ckpt_dir} at step {done} of {total_steps}")
+    started = time.perf_counter() - (epoch_seconds[-1] if epoch_seconds else 0.0)
+    tracker_cm = (
+        _tracker(params, run, task, method, seed, split, resumed.run_id if resumed else None)
+        if track
+        else contextlib.nullcontext()
+    )
     with tracker_cm as tracker:
-        if tracker:
+        if tracker and not resumed:
             tracker.log_metrics({f"params/{k}": v for k, v in counts.items()})
-        for epoch in range(1, cfg["epochs"] + 1):
+
+        def save_checkpoint(
+            global_step: int, order_state: torch.Tensor, sums: dict[str, torch.Tensor]
+        ) -> None:
+            state = checkpoint.TrainState(
+                global_step,
+                order_state,
+                sums,
+                step_loss,
+                history,
+                epoch_seconds,
+                best,
+                tracker and tracker.run_id,
+            )
+            checkpoint.save(ckpt_dir, state, model, optimizer, scheduler, ckpt_id)
+
+        for epoch in range(done // steps_per_epoch + 1, cfg["epochs"] + 1):
             model.train()
+            first_step = done - (epoch - 1) * steps_per_epoch if resumed else 0  # > 0: resuming mid-epoch
+            if resumed and first_step >= 0:
+                order.set_state(resumed.order_state)  # this epoch's batches, as they were drawn
+            epoch_order = order.get_state()
             epoch_batches = length_grouped_batches(
                 lengths, cfg["batch_size"], cfg["length_group_batches"], order
             )
             # Sums stay on the device: no host sync inside the loop, one per epoch.
-            task_sum = torch.zeros((), device=device)
-            finite = torch.ones((), dtype=torch.bool, device=device)
-            consistency_sum = torch.zeros((), device=device)
-            bar = tqdm(range(steps_per_epoch), desc=f"{task}/{method}/{seed} epoch {epoch}", leave=False)
+            sums = {
+                "task": torch.zeros((), device=device),
+                "consistency": torch.zeros((), device=device),
+                "finite": torch.ones((), dtype=torch.bool, device=device),
+            }
+            if resumed and first_step > 0:
+                sums.update(resumed.sums)
+            task_sum, consistency_sum, finite = sums["task"], sums["consistency"], sums["finite"]
+            first_step = max(first_step, 0)
+            bar = tqdm(
+                range(first_step, steps_per_epoch),
+                desc=f"{task}/{method}/{seed} epoch {epoch}",
+                leave=False,
+                initial=first_step,
+                total=steps_per_epoch,
+            )
             for step in bar:
                 chunk = [train_data[i] for i in epoch_batches[step]]
                 inputs, labels = encode(chunk, tokenizer, cfg["max_length"])
@@ -168,6 +215,14 @@ def train_run(
                 step_loss[(epoch - 1) * steps_per_epoch + step] = task_loss.detach()
                 if consistency is not None:
                     consistency_sum += consistency.detach()
+                every = cfg["checkpoint_every"]
+                if every and global_step % every == 0 and step + 1 < steps_per_epoch:
+                    _require_finite(finite, f"{task}/{method}/seed{seed}", epoch, global_step, cfg)
+                    save_checkpoint(
+                        global_step,
+                        epoch_order,
+                        {"task": task_sum, "consistency": consistency_sum, "finite": finite},
+                    )
             record = {"epoch": epoch, "train_loss": task_sum.item() / steps_per_epoch}
             if spec.consistency:
                 record["consistency_loss"] = consistency_sum.item() / steps_per_epoch
@@ -191,6 +246,8 @@ def train_run(
             )
             if tracker:
                 tracker.log_metrics({k: v for k, v in shown.items() if k != "epoch"}, step=epoch)
+            if epoch < cfg["epochs"]:  # each epoch end, except the last: the run folder follows at once
+                save_checkpoint(epoch * steps_per_epoch, order.get_state(), {})
 
         # `select: best` keeps the weights of the epoch with the best validation score (ties: the earliest), as
         # the official scripts' --load_best_model_at_end; test is scored once, on what is saved.
@@ -217,6 +274,7 @@ def train_run(
         }
         out_dir = paths.run_dir(task, method, seed, root)
         _write_run(model, spec, out_dir, history, info)
+        checkpoint.remove(ckpt_dir)  # the run is complete: nothing to resume
         seconds = round(time.perf_counter() - started, 2)
         write_if_changed(
             paths.timing_path(task, method, seed, root),
@@ -277,11 +335,13 @@ def _write_run(model, spec, out_dir: Path, history: list[dict], info: dict) -> N
         raise
 
 
-def _tracker(params: dict, run: dict, task: str, method: str, seed: int, split: Path):
+def _tracker(
+    params: dict, run: dict, task: str, method: str, seed: int, split: Path, resume: str | None = None
+):
     from ..tracking import StageRun, run_tags
 
     tags = run_tags(task, method, seed, split)
-    return StageRun(params, "train", f"train {task}/{method}/{seed}", run, tags=tags)
+    return StageRun(params, "train", f"train {task}/{method}/{seed}", run, tags=tags, resume=resume)
 
 
 def _fmt(value) -> str:

@@ -93,7 +93,7 @@ def test_arms_enter_at_their_validation_rate_and_are_paired_by_seed(tmp_path: Pa
     )
     assert "| long | AdaMix | adapter | 3 | +3.0 | 3/3 |" in text
     # AdaMix kept its last epoch on every seed and its rate is the grid's largest: both are said plainly.
-    assert "AdaMix (long): 3 of 3 runs kept their last epoch" in text
+    assert "AdaMix (long): 3 of 3 runs kept their last epoch (validation was at its best" in text
     assert "AdaMix (long): the chosen learning rate is at the edge of the grid" in text
     assert "adapter (long): 3 of 3" not in text
 

@@ -292,8 +292,8 @@ def study_markdown(spec: Mapping[str, Any], arms: Sequence[Arm], tests: Sequence
     if moves:
         lines += ["", "## The gap against the budget", "", *moves]
     warnings = [
-        f"- {a.name} ({a.budget}): {a.last_kept} of {len(a.records)} runs kept their last epoch, so validation was "
-        "still improving when the budget ended: this budget is too short for it to have converged."
+        f"- {a.name} ({a.budget}): {a.last_kept} of {len(a.records)} runs kept their last epoch (validation was at "
+        "its best when the budget ended), so it may not have converged: a longer budget could move this arm."
         for a in arms
         if a.records and a.last_kept * 2 > len(a.records)
     ]

@@ -4,21 +4,26 @@ and no output a later stage or DVC would take as complete. A crash in the middle
 from __future__ import annotations
 
 import copy
+import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 from mlflow import MlflowClient
+from safetensors.torch import load_file, save_file
 from tiny_project import SEED, TASK, make_project, tool_env, write_params
 
 from flows import tracking
 from flows.config import __main__ as flow_params
 from flows.config import paths
 from flows.config.params import load_params
+from flows.modeling.checkpoint import checkpoint_dir
 from flows.orchestration import prefect_flow as pipeline
 from flows.stages import evaluate, fewshot, merge, prepare, train
 
@@ -69,10 +74,16 @@ def _fails(capsys, main: Callable[[list[str]], int], argv: list[str], *named: st
 
 
 def _absent(path: Path) -> None:
-    """No output at `path`, and no half-written staging copy of it beside it."""
+    """No output at `path`, and no half-written staging copy of it beside it (a resume checkpoint may be there:
+    it is what a rerun continues from, and no stage takes it for the output)."""
     assert not path.exists(), path
     if path.parent.exists():
-        assert not [p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.stem}")], path
+        staging = [
+            p.name
+            for p in path.parent.iterdir()
+            if p.name.startswith(f".{path.stem}") and p.name != checkpoint_dir(path).name
+        ]
+        assert not staging, path
 
 
 def _set(section: str, key: str, value) -> Callable[[dict], None]:
@@ -112,29 +123,6 @@ def test_invalid_params_stop_every_stage(project, root, tmp_path, capsys, edit, 
     _fails(capsys, flow_params.main, argv, *named)
     assert not out.exists() and not grid.exists()
     _fails(capsys, pipeline.main, ["run", "--params", str(params_file), "--profile", ""], *named)
-
-
-@pytest.mark.parametrize("name", ["../../../tmp/adamix-escape", "a/b", ".hidden", "c:\\x"])
-def test_a_dataset_name_never_becomes_a_path_outside_its_folder(
-    project, root, tmp_path, capsys, name
-) -> None:
-    """`datasets` keys become folder names: separators, '..' and hidden names are refused before anything is
-    written (a key '../../../tmp/x' used to make prepare write its splits there)."""
-
-    def rename(params: dict) -> None:
-        params["datasets"] = {name: params["datasets"][TASK]}
-        params["tasks"] = [name]
-
-    params_file = _variant(project, tmp_path, rename)
-    _fails(
-        capsys,
-        prepare.main,
-        ["--task", name, "--params", str(params_file)],
-        "'datasets'",
-        f"dataset name {name!r}",
-        "folder name",
-    )
-    assert not Path("/tmp/adamix-escape").exists() and not (root / "data" / "prepared" / "a").exists()
 
 
 def test_every_path_of_a_run_goes_through_the_name_check() -> None:
@@ -254,28 +242,6 @@ def test_missing_model_path_stops_train_before_training(project, root, tmp_path,
     _fails(capsys, train.main, _train_argv(params_file), "'nobody/no-model'", "HF_HUB_OFFLINE")
 
 
-@pytest.mark.parametrize(("layers", "kind"), [(4, "missing"), (1, "unexpected")])
-def test_a_config_that_does_not_match_its_weights_stops_train(
-    project, root, tmp_path, capsys, layers, kind
-) -> None:
-    """A config.json with more (or fewer) layers than the weights used to train with random (or dropped) layers,
-    rc 0 and no warning. The fresh task head is the one expected difference."""
-    import json
-    import shutil
-
-    model_dir = tmp_path / "model"
-    shutil.copytree(project["params"]["model"]["name_or_path"], model_dir)
-    config = json.loads((model_dir / "config.json").read_text())
-    assert config["num_hidden_layers"] == 2
-    config["num_hidden_layers"] = layers
-    (model_dir / "config.json").write_text(json.dumps(config))
-    params_file = _variant(project, tmp_path, _set("model", "name_or_path", str(model_dir)))
-    _fails(
-        capsys, train.main, _train_argv(params_file), f"{kind} bert.encoder.layer.", "do not match its config"
-    )
-    _absent(paths.run_dir(TASK, METHOD, SEED, root))
-
-
 def test_max_length_beyond_the_position_embeddings_is_capped_with_a_warning(
     tmp_path, capsys, tiny_model_dir
 ) -> None:
@@ -304,59 +270,132 @@ def test_max_length_beyond_the_position_embeddings_is_capped_with_a_warning(
     evaluate.evaluate_run(params, TASK, METHOD, SEED, root=root, track=False)
 
 
+# -- the catalogue: bad input found by trying the pipeline as a user would (issue 13), one case per row --------
+
+
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def _no_model_type(path: Path) -> None:
-    import json
-
-    config = json.loads(path.read_text())
-    config.pop("model_type")
-    path.write_text(json.dumps(config))
-
-
-@pytest.mark.parametrize(
-    ("file", "damage", "named"),
-    [
-        ("model.safetensors", _truncate, ["cannot be loaded"]),
-        ("config.json", _no_model_type, ["cannot be loaded"]),
-    ],
-    ids=["truncated-weights", "config-without-model_type"],
-)
-def test_a_damaged_base_model_is_one_error_line(project, root, tmp_path, capsys, file, damage, named) -> None:
-    import shutil
-
+def _model_copy(project: dict, tmp_path: Path, edit: Callable[[Path], None]) -> Path:
+    """A copy of the tiny model folder with `edit` applied, and params pointing at it."""
     model_dir = tmp_path / "model"
     shutil.copytree(project["params"]["model"]["name_or_path"], model_dir)
-    damage(model_dir / file)
-    params_file = _variant(project, tmp_path, _set("model", "name_or_path", str(model_dir)))
-    _fails(capsys, train.main, _train_argv(params_file), str(model_dir), *named)
-    _absent(paths.run_dir(TASK, METHOD, SEED, root))
+    edit(model_dir)
+    return _variant(project, tmp_path, _set("model", "name_or_path", str(model_dir)))
 
 
-@pytest.mark.parametrize("damage", ["truncated", "wrong-shape"])
-def test_a_damaged_trained_artifact_stops_merge_and_evaluate(project, root, capsys, damage) -> None:
-    import shutil
+def _edit_config(**changes) -> Callable[[Path], None]:
+    def edit(model_dir: Path) -> None:
+        config = json.loads((model_dir / "config.json").read_text())
+        config.update(changes)
+        (model_dir / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
 
-    from safetensors.torch import load_file, save_file
+    return edit
 
-    params = project["params"]
-    train.train_run(params, TASK, METHOD, SEED, track=False)
-    weights = paths.run_dir(TASK, METHOD, SEED, root) / "adapter" / "adapter_model.safetensors"
-    if damage == "truncated":
-        _truncate(weights)
-    else:
-        tensors = load_file(weights)
-        name = next(n for n, t in tensors.items() if t.dim() == 3)
-        tensors[name] = torch.zeros(tensors[name].shape[0], 3, 5)
-        save_file(tensors, weights)
-    argv = _train_argv(project["file"])
-    _fails(capsys, merge.main, argv, "cannot load the trained run", str(weights.parent.parent))
-    _absent(paths.merged_dir(TASK, METHOD, SEED, root))
-    _fails(capsys, evaluate.main, argv, str(paths.merged_dir(TASK, METHOD, SEED, root)))  # merge refused
-    _absent(paths.result_path(TASK, METHOD, SEED, root))
-    shutil.rmtree(paths.run_dir(TASK, METHOD, SEED, root))  # the module's project is shared: leave no run
+
+def _renamed_dataset(name: str) -> Callable[[dict], None]:
+    def edit(params: dict) -> None:
+        params["datasets"] = {name: params["datasets"][TASK]}
+        params["tasks"] = [name]
+
+    return edit
+
+
+def _nan_labels(project: dict, tmp_path: Path) -> Path:
+    rows = (project["root"] / "toy.csv").read_text().splitlines()
+    rows[1], rows[4] = rows[1].rsplit(",", 1)[0] + ",NaN", rows[4].rsplit(",", 1)[0] + ",nan"
+    (tmp_path / "nan.csv").write_text("\n".join(rows) + "\n")
+    return _variant(project, tmp_path, _set_dataset("path", str(tmp_path / "nan.csv")))
+
+
+def _damaged_artifact(damage: str) -> Callable[[dict, Path], Path]:
+    def setup(project: dict, tmp_path: Path) -> Path:
+        train.train_run(project["params"], TASK, METHOD, SEED, track=False)
+        weights = paths.run_dir(TASK, METHOD, SEED, project["root"]) / "adapter" / "adapter_model.safetensors"
+        if damage == "truncated":
+            _truncate(weights)
+        else:
+            tensors = load_file(weights)
+            name = next(n for n, t in tensors.items() if t.dim() == 3)
+            tensors[name] = torch.zeros(tensors[name].shape[0], 3, 5)
+            save_file(tensors, weights)
+        return project["file"]
+
+    return setup
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: how to make it, the stage it stops, what the one error line names, what must not exist."""
+
+    id: str
+    problem: str  # what went wrong before
+    setup: Callable[[dict, Path], Path]  # (project, tmp_path) -> the params file to run with
+    stage: str  # prepare | train | merge
+    named: tuple[str, ...]
+    task: str = TASK
+
+
+CATALOGUE = [
+    Case("dataset-name-escapes", "prepare wrote its splits outside the project",
+         lambda p, t: _variant(p, t, _renamed_dataset("../../../tmp/adamix-escape")), "prepare",
+         ("'datasets'", "dataset name '../../../tmp/adamix-escape'", "folder name"), "../../../tmp/adamix-escape"),
+    Case("dataset-name-nests", "a name with '/' made nested folders",
+         lambda p, t: _variant(p, t, _renamed_dataset("a/b")), "prepare", ("dataset name 'a/b'",), "a/b"),
+    Case("dataset-name-hidden", "a name starting with '.' made a hidden folder",
+         lambda p, t: _variant(p, t, _renamed_dataset(".hidden")), "prepare", ("dataset name '.hidden'",), ".hidden"),
+    Case("nan-labels", "'NaN' and 'nan' labels became a class", _nan_labels, "prepare",
+         ("2 missing label(s)", "row(s) 1, 4", "column 'label'")),
+    Case("config-more-layers", "4 layers in config.json over 2 layers of weights trained 2 random layers",
+         lambda p, t: _model_copy(p, t, _edit_config(num_hidden_layers=4)), "train",
+         ("missing bert.encoder.layer.2", "do not match its config")),
+    Case("config-fewer-layers", "1 layer in config.json dropped the second layer's weights silently",
+         lambda p, t: _model_copy(p, t, _edit_config(num_hidden_layers=1)), "train",
+         ("unexpected bert.encoder.layer.1", "do not match its config")),
+    Case("config-without-model_type", "a traceback", lambda p, t: _model_copy(p, t, _edit_config(model_type=None)),
+         "train", ("cannot be loaded",)),
+    Case("truncated-base-weights", "a traceback", lambda p, t: _model_copy(p, t, lambda d: _truncate(d / "model.safetensors")),
+         "train", ("cannot be loaded",)),
+    Case("nan-loss", "trained on, saved NaN weights, reported 50% as a score",
+         lambda p, t: _variant(p, t, _set("train", "learning_rate", 1.0e30)), "train",
+         ("non-finite loss or gradient norm", "nothing was saved", "learning rate 1e+30")),
+    Case("truncated-artifact", "a traceback in merge", _damaged_artifact("truncated"), "merge",
+         ("cannot load the trained run", "runs/toy/adamix_adapter/seed13")),
+    Case("wrong-shape-artifact", "a traceback in merge", _damaged_artifact("wrong-shape"), "merge",
+         ("cannot load the trained run", "runs/toy/adamix_adapter/seed13")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CATALOGUE, ids=[case.id for case in CATALOGUE])
+def test_catalogue_of_bad_inputs(project, root, tmp_path, capsys, case: Case) -> None:
+    """Every case: exit code 2, one `error:` line naming the problem, no traceback, and no output left behind."""
+    client = MlflowClient(tracking.tracking_uri())
+    client.search_experiments()  # a fresh store logs its creation: not part of the stage's output
+    shutil.rmtree(paths.run_dir(TASK, METHOD, SEED, root), ignore_errors=True)  # left by earlier tests
+    params_file = case.setup(project, tmp_path)
+    try:
+        if case.stage == "prepare":
+            _fails(capsys, prepare.main, ["--task", case.task, "--params", str(params_file)], *case.named)
+            assert not Path("/tmp/adamix-escape").exists()
+            assert sorted(p.name for p in paths.prepared_dir(TASK, root).parent.iterdir()) == [TASK]
+        elif case.stage == "train":
+            _fails(capsys, train.main, _train_argv(params_file), *case.named)
+            _absent(paths.run_dir(TASK, METHOD, SEED, root))
+            assert not checkpoint_dir(paths.run_dir(TASK, METHOD, SEED, root)).exists()
+        else:
+            _fails(capsys, merge.main, _train_argv(params_file), *case.named)
+            _absent(paths.merged_dir(TASK, METHOD, SEED, root))
+            # evaluate then names the merged output it needs, and writes no result
+            _fails(
+                capsys,
+                evaluate.main,
+                _train_argv(params_file),
+                str(paths.merged_dir(TASK, METHOD, SEED, root)),
+            )
+            _absent(paths.result_path(TASK, METHOD, SEED, root))
+    finally:
+        shutil.rmtree(paths.run_dir(TASK, METHOD, SEED, root), ignore_errors=True)  # the project is shared
 
 
 def test_later_stages_name_the_missing_input(project, root, capsys) -> None:
@@ -391,6 +430,12 @@ def test_crash_during_training_leaves_no_run_and_keeps_the_previous_one(
     project, root, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     params = project["params"]
+    client = MlflowClient(tracking.tracking_uri())
+    experiment = client.get_experiment(tracking.experiment_id(params))  # created if this test runs alone
+    train_runs = "tags.`adamix.stage` = 'train'"
+    earlier = {
+        r.info.run_id for r in client.search_runs([experiment.experiment_id], filter_string=train_runs)
+    }
     folder = paths.run_dir(TASK, "adapter", SEED, root)
     train.train_run(params, TASK, "adapter", SEED, track=False)
     complete = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
@@ -406,10 +451,8 @@ def test_crash_during_training_leaves_no_run_and_keeps_the_previous_one(
     assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == complete
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]
     # the MLflow child runs of both attempts are marked FAILED
-    client = MlflowClient(tracking.tracking_uri())
-    experiment = client.get_experiment_by_name(params["tracking"]["experiment"])
-    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`adamix.stage` = 'train'")
-    assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED"]
+    runs = client.search_runs([experiment.experiment_id], filter_string=train_runs)
+    assert sorted(r.info.status for r in runs if r.info.run_id not in earlier) == ["FAILED", "FAILED"]
 
 
 @pytest.mark.parametrize("method", ["adapter", METHOD])

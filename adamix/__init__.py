@@ -8,7 +8,12 @@ Example:
     >>> # train: out = adamix.adamix_loss(model, inputs, labels); out.loss.backward()        # doctest: +SKIP
     >>> adamix.merge_experts(model)                                                           # doctest: +SKIP
     >>> adamix.save_adamix(model, "my-artifact")                                              # doctest: +SKIP
+
+`adamix.AdaMixTrainer` (a `transformers.Trainer`) is imported on first use, so `import adamix` loads neither the
+Trainer nor accelerate.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from .config import CONFIG_NAME, WEIGHTS_NAME, AdaMixConfig
 from .consistency import AdaMixLoss, adamix_loss, consistency_loss, route_groups, two_view_logits
@@ -23,7 +28,11 @@ from .model import (
     set_inference_mode,
     unload,
 )
+from .peft_export import export_peft
 from .serialization import load_adamix, read_adamix_config, save_adamix
+
+if TYPE_CHECKING:
+    from .trainer import AdaMixTrainer
 
 __version__ = "0.1.0"
 
@@ -35,12 +44,14 @@ __all__ = [
     "AdaMixLayer",
     "AdaMixLoRALayer",
     "AdaMixLoss",
+    "AdaMixTrainer",
     "ExpertLinear",
     "adamix_loss",
     "consistency_loss",
     "count_parameters",
     "expert_diagnostics",
     "expert_spread",
+    "export_peft",
     "get_adamix_model",
     "iter_adamix_layers",
     "load_adamix",
@@ -54,3 +65,12 @@ __all__ = [
     "two_view_logits",
     "unload",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the Trainer imports accelerate and much of transformers, which plain library use never needs.
+    if name == "AdaMixTrainer":
+        from .trainer import AdaMixTrainer
+
+        return AdaMixTrainer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,5 +47,6 @@ def prefect_harness():
     """One temporary Prefect server for the whole session (about 10 s to start); flows run against it."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # 30 s by default; a loaded 2-core machine can need more than that to start the server.
+    with prefect_test_harness(server_startup_timeout=180):
         yield

@@ -106,7 +106,10 @@ class AdaMixConfig:
             "Linear init for down, zeros for up; LoRA: kaiming A, zero B), as the official NLG LoRA code. "
             "'independent': every expert of every projection its own draw, as the official NLU adapter code "
             "(its init_weights re-draws each deep-copied nn.Linear): adapter down and up from N(0, init_std) "
-            "with zero biases, so up is not zero; LoRA: each A expert its own kaiming draw, B zero."
+            "with zero biases, so up is not zero; LoRA: each A expert its own kaiming draw, B zero. The default "
+            "is 'identical' because the fidelity study (reports/fidelity/) found it no worse: at 625 steps on "
+            "Rotten Tomatoes with MiniLM, 77.5 +- 0.8 (identical) against 75.9 +- 1.4 (independent), each at its "
+            "validation-chosen rate, 3 seeds, paired p = 0.24."
         },
     )
     init_std: float | None = field(

@@ -50,6 +50,7 @@ def get_adamix_model(model: nn.Module, config: AdaMixConfig) -> nn.Module:
     for head in heads:
         _get_submodule(model, head, "modules_to_save")
 
+    _check_sizes(model, names, config)
     init_std = config.init_std
     if init_std is None:
         init_std = float(
@@ -89,6 +90,37 @@ def get_adamix_model(model: nn.Module, config: AdaMixConfig) -> nn.Module:
     set_inference_mode(model, config.inference, config.fixed_expert)
     _freeze_all_but_adamix(model, heads)
     return model
+
+
+MAX_ADDED_RATIO = 10  # a mixture may add at most this many times the base model's parameters
+
+
+def _features(module: nn.Module) -> tuple[int, int] | None:
+    """(in, out) of a linear layer (nn.Linear, or GPT-2's Conv1D whose weight is (in, out)); None otherwise."""
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    weight = getattr(module, "weight", None)
+    if type(module).__name__ == "Conv1D" and isinstance(weight, torch.Tensor) and weight.dim() == 2:
+        return int(weight.shape[0]), int(weight.shape[1])
+    return None
+
+
+def _check_sizes(model: nn.Module, names: list[str], config: AdaMixConfig) -> None:
+    """Refuse a mixture that would add more than MAX_ADDED_RATIO times the model's own parameters, before
+    allocating anything (a huge `bottleneck` or `num_experts` used to exhaust memory)."""
+    added = 0
+    for name in names:
+        sizes = _features(model.get_submodule(name))
+        if sizes is None:
+            continue
+        per_expert = config.bottleneck * (2 * sizes[1] if config.method == "adapter" else sum(sizes))
+        added += config.num_experts * per_expert
+    own = sum(p.numel() for p in model.parameters())
+    if own and added > MAX_ADDED_RATIO * own:
+        raise ValueError(
+            f"AdaMixConfig.num_experts {config.num_experts} x bottleneck {config.bottleneck} would add about "
+            f"{added:,} parameters, more than {MAX_ADDED_RATIO}x the model's {own:,}; lower num_experts or bottleneck"
+        )
 
 
 def iter_adamix_layers(model: nn.Module) -> Iterator[tuple[str, AdaMixLayer]]:

@@ -159,7 +159,10 @@ def build_model(params: dict, method: str, meta: dict) -> tuple[nn.Module, Metho
     spec, config = method_spec(method, params)
     model = load_base_model(params, meta)
     if spec.kind == "adamix":
-        adamix.get_adamix_model(model, config)
+        try:
+            adamix.get_adamix_model(model, config)
+        except ValueError as err:  # sizes or targets that do not fit this model: bad params, named
+            raise ModelError(f"method {method!r}: {err}") from None
     elif spec.kind == "peft_lora":
         model = _peft_lora(model, params)
     return model, spec

@@ -94,8 +94,9 @@ def load_base_model(params: dict, meta: dict) -> nn.Module:
         RuntimeError,
         SafetensorError,
     ) as err:  # no model_type, a truncated file, ...
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelError(f"model {params['model']['name_or_path']!r} cannot be loaded: {first}") from None
+        raise ModelError(
+            f"model {params['model']['name_or_path']!r} cannot be loaded: {_first_line(err)}"
+        ) from None
     check_loading_info(params["model"]["name_or_path"], model, info)
     if model.config.pad_token_id is None:  # decoder-only models classify the last non-pad token
         model.config.pad_token_id = model.config.eos_token_id
@@ -152,6 +153,12 @@ def check_loading_info(name: str, model: nn.Module, info: dict[str, Any]) -> Non
             f"{', ...' if len(in_body) > 4 else ''}): the config.json does not describe these weights "
             "(number of layers, sizes?); fix the config or point model.name_or_path at a matching folder"
         )
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an error's message (library errors can span many), or its type when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def build_model(params: dict, method: str, meta: dict) -> tuple[nn.Module, Method]:
@@ -217,8 +224,7 @@ def load_run_model(params: dict, spec: Method, meta: dict, artifact_dir: Path) -
         raise
     except (ValueError, OSError, RuntimeError, KeyError, SafetensorError) as err:
         # adamix.serialization, safetensors and transformers report a bad artifact in these types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelError(f"cannot load the trained run in {artifact_dir}: {first}") from None
+        raise ModelError(f"cannot load the trained run in {artifact_dir}: {_first_line(err)}") from None
 
 
 def _load_run_model(params: dict, spec: Method, meta: dict, artifact_dir: Path) -> nn.Module:

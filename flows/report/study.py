@@ -67,6 +67,12 @@ class Arm:
     last_kept: int  # runs whose best validation epoch was their last one (still improving at the end)
 
     @property
+    def rate_at_edge(self) -> bool:
+        """The chosen rate is the smallest or largest of three or more tried: a wider grid might do better."""
+        rates = list(self.choice.candidates) if self.choice else []
+        return len(rates) > 2 and self.choice.chosen in (min(rates), max(rates))
+
+    @property
     def seeds(self) -> int:
         return len(self.test)
 
@@ -214,11 +220,7 @@ def _rates(arm: Arm) -> str:
     for lr, (mean, n) in arm.choice.candidates.items():
         text = f"{format_rate(lr)}: {_pct(mean) if n else 'n/a'}"
         cells.append(f"**{text}**" if lr == arm.choice.chosen else text)
-    rates = list(arm.choice.candidates)
-    edge = (
-        " (at the edge of the grid)" if arm.choice.chosen in (rates[0], rates[-1]) and len(rates) > 2 else ""
-    )
-    return ", ".join(cells) + edge
+    return ", ".join(cells) + (" (at the edge of the grid)" if arm.rate_at_edge else "")
 
 
 def verdict(c: Comparison) -> str:
@@ -300,9 +302,7 @@ def study_markdown(spec: Mapping[str, Any], arms: Sequence[Arm], tests: Sequence
     warnings += [
         f"- {a.name} ({a.budget}): the chosen learning rate is at the edge of the grid; a wider grid may do better."
         for a in arms
-        if a.choice
-        and len(a.choice.candidates) > 2
-        and a.choice.chosen in (min(a.choice.candidates), max(a.choice.candidates))
+        if a.rate_at_edge
     ]
     if warnings:
         lines += ["", "## Warnings", "", *warnings]

@@ -29,6 +29,7 @@ from .model import (
     unload,
 )
 from .peft_export import export_peft
+from .routing import SharedRouting, routing_seed, shared_routing
 from .serialization import load_adamix, read_adamix_config, save_adamix
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ __all__ = [
     "AdaMixLoss",
     "AdaMixTrainer",
     "ExpertLinear",
+    "SharedRouting",
     "adamix_loss",
     "consistency_loss",
     "count_parameters",
@@ -59,8 +61,10 @@ __all__ = [
     "merge_experts",
     "read_adamix_config",
     "route_groups",
+    "routing_seed",
     "save_adamix",
     "set_inference_mode",
+    "shared_routing",
     "snapshot_merged",
     "two_view_logits",
     "unload",

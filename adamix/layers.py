@@ -45,6 +45,9 @@ class ExpertLinear(nn.Module):
         self.inference = "merge"
         self.fixed_expert = 0
         self.route_groups = 1
+        # None: draws come from torch's global RNG (shared with dropout). `adamix.shared_routing` sets one
+        # dedicated generator on every mixture of a model, so that several processes can draw alike.
+        self.routing_generator: torch.Generator | None = None
         self._merged_cache: tuple[tuple, torch.Tensor, torch.Tensor | None] | None = None
 
     @property
@@ -109,7 +112,9 @@ class ExpertLinear(nn.Module):
 
     def _draw(self, count: int, device: torch.device) -> torch.Tensor:
         """`count` expert indices drawn uniformly, as a device tensor (no host sync, compile-friendly)."""
-        return torch.randint(self.num_experts, (count,), device=device)
+        if self.routing_generator is None:
+            return torch.randint(self.num_experts, (count,), device=device)
+        return torch.randint(self.num_experts, (count,), device=device, generator=self.routing_generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.num_experts == 1:

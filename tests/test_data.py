@@ -48,7 +48,11 @@ def test_builtin_task_names():
     assert builtin_task_names() == sorted(
         [
             "cola",
+            "dart",
+            "e2e_nlg",
             "epistemic_reasoning",
+            "gem_e2e_nlg",
+            "gem_webnlg_en",
             "imdb",
             "mnli",
             "mpqa",
@@ -62,6 +66,7 @@ def test_builtin_task_names():
             "stsb",
             "subj",
             "vitaminc",
+            "webnlg",
         ]
     )
 

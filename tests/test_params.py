@@ -83,7 +83,10 @@ def test_unknown_keys_suggest_the_closest(params: dict) -> None:
     assert _error(params) == "unknown key 'tracker' (did you mean 'tracking'?)"
     params = copy.deepcopy(DEFAULTS)
     params["flow"]["zzz"] = 1
-    assert "unknown key 'flow.zzz' (known keys: task_runner, max_workers, cron, deployment)" in _error(params)
+    assert (
+        "unknown key 'flow.zzz' (known keys: task_runner, max_workers, address, cron, deployment)"
+        in _error(params)
+    )
 
 
 @pytest.mark.parametrize(

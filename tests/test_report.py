@@ -347,7 +347,7 @@ def test_command_line(
     argv = ["--results", str(results), "--out", str(tmp_path / "reports"), "--params", str(params_file)]
     assert report.main([*argv, "--profile", ""]) == 0
     printed = capsys.readouterr().out
-    assert "report: 13 files in" in printed and "(and 1 in ablations/) from 12 runs" in printed
+    assert "report: 13 files in" in printed and "(and 1 in ablations/, 1 in nlg/) from 12 runs" in printed
     assert (tmp_path / "reports" / "scores.png").is_file()
     assert report.main([*argv[:1], str(tmp_path / "nothing"), *argv[2:], "--profile", ""]) == 2
     assert capsys.readouterr().err.startswith("error: no result files")

@@ -107,3 +107,29 @@ def save_tiny_pretrained(path, words: list[str], arch: str = "bert", num_labels:
     tiny_classifier(arch, num_labels=num_labels, seed=seed).save_pretrained(path)
     tiny_tokenizer(words).save_pretrained(path)
     return path
+
+
+LM_SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")  # ids 0-3: the tiny GPT-2 / Llama pad, bos and eos
+
+
+def tiny_lm_tokenizer(words: list[str]):
+    """A word-level tokenizer for the tiny causal LMs (pad 0, bos 1, eos 2), no special tokens added around text."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    vocab = {token: i for i, token in enumerate(dict.fromkeys([*LM_SPECIAL_TOKENS, *words]))}
+    if len(vocab) > VOCAB:
+        raise ValueError(f"{len(vocab)} tokens do not fit the tiny models' vocabulary of {VOCAB}")
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    return T.PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def save_tiny_lm(path, words: list[str], arch: str = "llama", seed: int = 0):
+    """Save a tiny causal LM and its tokenizer, as a local `model.name_or_path` folder."""
+    tiny_causal_lm(arch, seed=seed).save_pretrained(path)
+    tiny_lm_tokenizer(words).save_pretrained(path)
+    return path

@@ -7,6 +7,7 @@ pydantic's first error, and `flows.config.schema.check_field` from one key's che
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
@@ -104,6 +105,8 @@ PositiveNumber = Annotated[float, Field(gt=0, allow_inf_nan=False), Expect("a nu
 NonNegativeNumber = Annotated[float, Field(ge=0, allow_inf_nan=False), Expect("a number >= 0")]
 Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), Expect("a number >= 0 and < 1")]
 OptionalPositiveNumber = Annotated[PositiveNumber | None, Expect("null or a number > 0")]
+Number = Annotated[float, Field(allow_inf_nan=False), Expect("a finite number")]
+Separator = Annotated[str, Field(max_length=64), Expect("a string (may be a newline, at most 64 characters)")]
 LearningRates = Annotated[
     PositiveNumber | Annotated[list[PositiveNumber], NonEmpty, Unique],
     Expect(
@@ -115,6 +118,39 @@ Cron = Annotated[
     AfterValidator(_check_cron),
     WithJsonSchema({"type": "string", "pattern": r"^\s*\S+(\s+\S+){4}\s*$"}),
     Expect("a 5-field cron expression"),
+]
+_NAME_FIELDS = {"task": "t", "method": "m", "seed": "0"}  # what a registered-model name template may use
+
+
+def _check_name_template(value: str) -> str:
+    _check_nonblank(value)
+    try:
+        value.format(**_NAME_FIELDS)
+    except (KeyError, IndexError, ValueError) as err:
+        raise ValueError(f"bad template ({err})") from None
+    return value
+
+
+def _check_alias_template(value: str) -> str:
+    filled = _check_name_template(value).format(**_NAME_FIELDS)
+    if not re.fullmatch(r"[\w\-]+", filled) or filled.lower() == "latest" or re.fullmatch(r"[vV]\d+", filled):
+        raise ValueError("not an MLflow alias")
+    return value
+
+
+ModelName = Annotated[
+    str,
+    AfterValidator(_check_name_template),
+    WithJsonSchema({"type": "string", "pattern": r"\S"}),
+    Expect("a non-empty name, in which {task}, {method} and {seed} are filled in"),
+]
+ModelAlias = Annotated[
+    str,
+    AfterValidator(_check_alias_template),
+    WithJsonSchema({"type": "string", "pattern": r"^([\w\-]|\{(task|method|seed)\})+$"}),
+    Expect(
+        "letters, digits, _ and - (not 'latest' or v<number>), in which {task}, {method} and {seed} are filled in"
+    ),
 ]
 
 # -- choices --------------------------------------------------------------------------------------------------
@@ -160,6 +196,12 @@ Methods = Annotated[
 ]
 Seeds = Annotated[list[NaturalInt], NonEmpty, Unique, Expect("a non-empty list of unique int seeds")]
 OptionalSeeds = Annotated[Seeds | None, Expect("null or a non-empty list of unique int seeds")]
+OptionalSeed = Annotated[NaturalInt | None, Expect("null or an int seed >= 0")]
+MethodSubset = Annotated[
+    list[MethodName],
+    Unique,
+    Expect(f"a list of unique methods from {', '.join(KNOWN_METHODS)} (may be empty)"),
+]
 InferenceModes = Annotated[
     list[InferenceMode],
     NonEmpty,

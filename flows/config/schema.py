@@ -36,12 +36,17 @@ from .fields import (
     Method,
     MethodName,
     Methods,
+    MethodSubset,
     Mode,
+    ModelAlias,
+    ModelName,
     NaturalInt,
     NonEmpty,
     NonNegativeNumber,
+    Number,
     OptionalPositiveInt,
     OptionalPositiveNumber,
+    OptionalSeed,
     OptionalSeeds,
     OptionalText,
     Placement,
@@ -50,6 +55,7 @@ from .fields import (
     Precision,
     Seeds,
     Select,
+    Separator,
     Share,
     TargetModules,
     TaskNames,
@@ -127,6 +133,16 @@ class DataSection(_Section):
     bigbench_archive: OptionalText = Field(
         description="bigbench-1.0.0.tar.gz (or unpacked) for the BIG-bench pair tasks; null = ~/.cache/adamix"
     )
+    e2e_dir: OptionalText = Field(
+        description="local folder with the E2E csv files (trainset.csv, devset.csv, testset_w_refs.csv), for "
+        "e2e_nlg; null = the Hub"
+    )
+    webnlg_dir: OptionalText = Field(
+        description="local folder with WebNLG 2017 {train,dev,test}.json (LoRA / AdaMix NLG layout), for webnlg"
+    )
+    dart_dir: OptionalText = Field(
+        description="local folder with dart-v1.1.1-full-{train,dev,test}.json, for dart"
+    )
 
 
 class FewshotSection(_Section):
@@ -185,6 +201,9 @@ class TrainSection(_Section):
         description="write a resume checkpoint every this many optimizer steps (and at each epoch end); 0 = at "
         "epoch ends only. A rerun after a crash resumes from it; it is removed when the run completes"
     )
+    label_smoothing: Fraction = Field(
+        description="label smoothing of the token loss of generation tasks (0.1 in the official NLG runs)"
+    )
 
 
 class AdamixSection(_Section):
@@ -216,6 +235,26 @@ class EvaluateSection(_Section):
     """Evaluation of every trained run."""
 
     inference_modes: InferenceModes = Field(description="AdaMix inference modes evaluated (ablation table)")
+
+
+class GenerationSection(_Section):
+    """Generation tasks (E2E, WebNLG, DART): how sequences are built and how outputs are decoded."""
+
+    separator: Separator = Field(
+        description="text between the linearised source and the target (training and decoding alike)"
+    )
+    num_beams: PositiveInt = Field(description="beam size of the test decoding (10 in the official NLG runs)")
+    length_penalty: Number = Field(description="beam-search length penalty (0.8 in the official NLG runs)")
+    no_repeat_ngram_size: NaturalInt = Field(
+        description="no n-gram of this size repeats in an output; 0 = off (4 in the official NLG runs)"
+    )
+    max_new_tokens: PositiveInt = Field(description="most tokens an output may have (64 officially)")
+    validation_num_beams: PositiveInt = Field(
+        description="beam size of the per-epoch validation decoding (1 = greedy, cheap)"
+    )
+    validation_examples: OptionalPositiveInt = Field(
+        description="validation sources decoded per epoch (the first ones); null = all"
+    )
 
 
 class ReportSection(_Section):
@@ -251,6 +290,10 @@ class FlowSection(_Section):
 
     task_runner: TaskRunner = Field(description="Prefect task runner for the training grid")
     max_workers: PositiveInt = Field(description="concurrent training runs")
+    address: OptionalText = Field(
+        description="dask or ray: address of a running cluster (tcp://host:8786, ray://host:10001, auto); "
+        "null = a temporary local cluster of max_workers worker processes"
+    )
     cron: Cron = Field(description="schedule of the served deployment, e.g. Mondays 03:00")
     deployment: Text = Field(description="name of the served deployment")
 
@@ -259,6 +302,19 @@ class TrackingSection(_Section):
     """MLflow tracking."""
 
     experiment: Text = Field(description="MLflow experiment name (created if missing)")
+    log_models: MethodSubset = Field(
+        description="methods whose evaluate run logs the deployed model as an MLflow model and registers it "
+        "(one model is the size of the base model); [] = none"
+    )
+    log_model_seed: OptionalSeed = Field(
+        description="the seed whose run is logged; null = the first of seeds"
+    )
+    registered_model: ModelName = Field(
+        description="registered model name ({task}, {method}, {seed} filled in; / and : become -)"
+    )
+    model_alias: ModelAlias = Field(
+        description="alias set on each new version: serve it as models:/<registered_model>@<model_alias>"
+    )
 
 
 class Params(_Section):
@@ -279,6 +335,7 @@ class Params(_Section):
         description="per-method settings deep-merged over train, adamix and evaluate for that method's runs"
     )
     evaluate: EvaluateSection = Field(description="evaluation")
+    generation: GenerationSection = Field(description="generation tasks: sequences and decoding")
     report: ReportSection = Field(description="tables and plots")
     ablations: AblationsSection = Field(description="the paper's ablations")
     flow: FlowSection = Field(description="the Prefect flow")

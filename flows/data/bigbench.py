@@ -9,8 +9,9 @@ them are sentence-pair classification tasks a masked encoder can be fine-tuned o
 
 Each task JSON lists examples as `{"input": "<both texts in one string>", "target_scores": {label: 0 or 1}}`;
 a per-task pattern splits `input` into `text_a` and `text_b`, and the label is the one target scored highest.
-The package is never installed (its dependencies are heavy) and nothing in it is executed: the archive is read
-as data. Where it comes from: params `data.bigbench_archive` (the .tar.gz, or an unpacked copy), else the
+The archive's GEM data-to-text tasks (`gem/e2e_nlg`, `gem/webnlg_en`) are generation tasks, read by
+`flows.data.nlg` through `read_task_examples`. The package is never installed (its dependencies are heavy)
+and nothing in it is executed: the archive is read as data. Where it comes from: params `data.bigbench_archive` (the .tar.gz, or an unpacked copy), else the
 cached download in `~/.cache/adamix` (`$ADAMIX_CACHE`), else it is fetched once from PyPI's file host (342 MB,
 progress shown) and checked against its published SHA-256 before it is kept.
 """
@@ -89,15 +90,7 @@ def read_bigbench(name: str, archive: str | os.PathLike | None) -> TaskSource:
             usable example.
     """
     task = BIGBENCH_TASKS[name]
-    source = locate_archive(archive)
-    raw, origin = _task_json(source, task.folder)
-    try:
-        document = json.loads(raw)
-        records = document["examples"]
-        if not isinstance(records, list):
-            raise TypeError("'examples' is not a list")
-    except (ValueError, KeyError, TypeError) as error:
-        raise DataError(f"{origin}: not a BIG-bench task file ({error})") from error
+    records, origin = read_task_examples(task.folder, archive)
     label_ids = {label: index for index, label in enumerate(task.label_names)}
     examples, malformed = [], 0
     for record in records:
@@ -117,6 +110,26 @@ def read_bigbench(name: str, archive: str | os.PathLike | None) -> TaskSource:
         description=f"BIG-bench {VERSION} task '{task.folder}' ({task.about}) from {origin}",
         malformed=malformed,
     )
+
+
+def read_task_examples(folder: str, archive: str | os.PathLike | None) -> tuple[list, str]:
+    """The `examples` list of one BIG-bench task JSON, and where it was read from.
+
+    Args:
+        folder: The task's folder under `benchmark_tasks/` (e.g. `vitaminc_fact_verification`, `gem/e2e_nlg`).
+        archive: params `data.bigbench_archive` (see `read_bigbench`).
+
+    Raises:
+        DataError: The archive is missing or unreadable, lacks the task, or the file is no BIG-bench task.
+    """
+    raw, origin = _task_json(locate_archive(archive), folder)
+    try:
+        records = json.loads(raw)["examples"]
+        if not isinstance(records, list):
+            raise TypeError("'examples' is not a list")
+    except (ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{origin}: not a BIG-bench task file ({error})") from error
+    return records, origin
 
 
 def _parse(record: object, task: _PairTask, label_ids: dict[str, int]) -> Example | None:

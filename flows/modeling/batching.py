@@ -6,12 +6,19 @@ from collections.abc import Iterator
 
 import torch
 
+from .generation import GenerationEncoder
 from .prompting import PromptEncoder
 
 
 def text_length(example: dict) -> int:
-    """Characters of an example's text(s): a free proxy of its token count, to batch similar lengths together."""
-    return len(example["text_a"]) + len(example.get("text_b") or "")
+    """Characters of an example's text(s) (and of its target, for generation): a free proxy of its token count,
+    to batch similar lengths together."""
+    target = example.get("label")
+    return (
+        len(example["text_a"])
+        + len(example.get("text_b") or "")
+        + (len(target) if isinstance(target, str) else 0)
+    )
 
 
 def batches(
@@ -25,7 +32,8 @@ def batches(
 
 def encode(chunk: list[dict], tokenizer, max_length: int) -> tuple[dict, torch.Tensor]:
     """Tokenise one batch of normalised examples (text_a, optional text_b, label)."""
-    if isinstance(tokenizer, PromptEncoder):  # prompt-based: each example rendered in its template
+    # prompt-based: each example rendered in its template; generation: source + target sequences
+    if isinstance(tokenizer, PromptEncoder | GenerationEncoder):
         return tokenizer(chunk, max_length)
     pair = chunk[0].get("text_b") is not None
     inputs = tokenizer(

@@ -18,6 +18,7 @@ from adamix import AdaMixConfig
 from ..config.grid import base_method
 from ..data.prompts import task_prompt
 from .base import ModelError, hub_hint, pretrained_tokenizer, prompt_mode, resolve_model_path
+from .generation import GenerationEncoder, is_generation
 from .prompting import PromptEncoder, load_prompt_model
 
 ADAMIX_METHODS = ("adamix_adapter", "adamix_lora")
@@ -56,8 +57,16 @@ def method_spec(name: str, run_params: dict) -> tuple[Method, AdaMixConfig | Non
 
 
 def load_tokenizer(params: dict, meta: dict | None = None):
-    """The model's tokenizer; with `fewshot.prompt` and the task's `meta`, a PromptEncoder over it."""
+    """The model's tokenizer; with `fewshot.prompt` and the task's `meta`, a PromptEncoder over it; for a
+    generation task, a GenerationEncoder (source + separator + target sequences)."""
+    if is_generation(meta):
+        causal_lm_config(params)  # an encoder model is named as such, before its tokenizer's missing EOS
     tokenizer = pretrained_tokenizer(params)
+    if is_generation(meta):
+        try:
+            return GenerationEncoder(tokenizer, params["generation"]["separator"])
+        except ValueError as err:
+            raise ModelError(f"model {params['model']['name_or_path']!r}: {err}") from None
     if meta is not None and prompt_mode(params):
         return PromptEncoder(tokenizer, task_prompt(params, meta))
     return tokenizer
@@ -72,6 +81,8 @@ def load_base_model(params: dict, meta: dict) -> nn.Module:
 
     if prompt_mode(params):
         return load_prompt_model(params, meta)
+    if is_generation(meta):
+        return load_causal_lm(params)
     path = resolve_model_path(params["model"]["name_or_path"])
     # fp32 master weights whatever the checkpoint stores (transformers 5 keeps a fp16/bf16 checkpoint's dtype, and
     # adapters created in half precision barely train); the training loop computes under autocast instead.
@@ -101,6 +112,66 @@ def load_base_model(params: dict, meta: dict) -> nn.Module:
     if model.config.pad_token_id is None:  # decoder-only models classify the last non-pad token
         model.config.pad_token_id = model.config.eos_token_id
     return model
+
+
+def load_causal_lm(params: dict, folder: str | Path | None = None) -> nn.Module:
+    """The pretrained causal LM (fp32 master weights) of `model.name_or_path`, or of a saved `folder`.
+
+    Raises:
+        ModelError: the model cannot be loaded, or its architecture has no causal-LM head (an encoder such
+            as BERT cannot generate).
+    """
+    from transformers import AutoModelForCausalLM
+
+    name = params["model"]["name_or_path"]
+    path = folder if folder is not None else resolve_model_path(name)
+    revision = None if folder is not None else params["model"].get("revision")
+    causal_lm_config(params, path)
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(
+            path, revision=revision, dtype=torch.float32, output_loading_info=True
+        )
+    except OSError as err:
+        raise ModelError(hub_hint(name, err)) from None
+    except (ValueError, KeyError, RuntimeError, SafetensorError) as err:
+        raise ModelError(f"model {name!r} cannot be loaded: {_first_line(err)}") from None
+    check_loading_info(name, model, info)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = model.config.eos_token_id
+    return model
+
+
+def causal_lm_config(params: dict, path: str | Path | None = None):
+    """The config of `model.name_or_path` (or of `path`), refused unless its architecture has a causal-LM head.
+
+    Raises:
+        ModelError: the config cannot be read, or the model is an encoder (BERT, ...) that cannot generate.
+    """
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    name = params["model"]["name_or_path"]
+    try:
+        config = AutoConfig.from_pretrained(
+            path or resolve_model_path(name), revision=None if path else params["model"].get("revision")
+        )
+    except OSError as err:
+        raise ModelError(hub_hint(name, err)) from None
+    except (ValueError, KeyError) as err:
+        raise ModelError(f"model {name!r} cannot be loaded: {_first_line(err)}") from None
+    # BERT-like encoders have a causal-LM class too, but only a checkpoint trained as a decoder can use it
+    encoder = config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(
+        config, "is_decoder", False
+    )
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or encoder:
+        raise ModelError(
+            f"model {name!r} ({config.model_type}) has no causal LM head: generation tasks need a decoder "
+            "model such as GPT-2, Llama or SmolLM2 (model.name_or_path: smollm2)"
+        )
+    return config
 
 
 # Models whose positions start after the padding index: max_position_embeddings - (pad_token_id + 1) are usable.
@@ -233,6 +304,8 @@ def _load_run_model(params: dict, spec: Method, meta: dict, artifact_dir: Path) 
 
         if prompt_mode(params):
             return load_prompt_model(params, meta, artifact_dir / "model")
+        if is_generation(meta):
+            return load_causal_lm(params, artifact_dir / "model")
         return AutoModelForSequenceClassification.from_pretrained(artifact_dir / "model", dtype=torch.float32)
     base = load_base_model(params, meta)
     if spec.kind == "adamix":

@@ -41,15 +41,18 @@ Metrics that need Java (the PTB tokenizer, METEOR) are None where it is missing,
 from __future__ import annotations
 
 from .files import NlgInputError, read_pair, read_predictions, read_references
-from .scores import E2E_METRICS, WEBNLG_METRICS, e2e_scores, webnlg_scores
+from .scores import E2E_METRICS, SUITES, WEBNLG_METRICS, corpus_bleu, e2e_scores, suite_scores, webnlg_scores
 
 __all__ = [
     "E2E_METRICS",
     "WEBNLG_METRICS",
+    "SUITES",
     "NlgInputError",
+    "corpus_bleu",
     "e2e_scores",
     "read_pair",
     "read_predictions",
     "read_references",
+    "suite_scores",
     "webnlg_scores",
 ]

@@ -142,3 +142,38 @@ def _mean_best_ter(references: Sequence[Sequence[str]], predictions: Sequence[st
         for refs, prediction in zip(references, predictions, strict=True)
     ]
     return sum(best) / len(best)
+
+
+SUITES: dict[str, tuple[str, ...]] = {"e2e": E2E_METRICS, "webnlg": WEBNLG_METRICS}
+"""Metric suite name (a generation task's meta `metric_suite`; DART uses `webnlg`) -> its metrics."""
+_PERCENT = {"webnlg": ("BLEU",)}  # metrics a suite prints on 0-100, stored as fractions in pipeline results
+
+
+def suite_scores(
+    suite: str, references: Sequence[Sequence[str]], predictions: Sequence[str]
+) -> dict[str, Any]:
+    """Every metric of a suite, keyed as the pipeline's results key them (lowercase: `bleu`, `rouge_l`, ...).
+
+    BLEU, METEOR, ROUGE-L and TER are fractions (the tables show them x 100, as the paper); NIST and CIDEr stay
+    on their own scales. A metric that cannot run here is None, with its reason under `"unavailable"`.
+    """
+    if suite not in SUITES:
+        raise ValueError(f"unknown metric suite {suite!r}; known: {sorted(SUITES)}")
+    raw = (e2e_scores if suite == "e2e" else webnlg_scores)(references, predictions)
+    out: dict[str, Any] = {}
+    for name in SUITES[suite]:
+        value = raw[name]
+        if value is not None and name in _PERCENT.get(suite, ()):
+            value = value / 100
+        out[name.lower()] = value
+    out["unavailable"] = {k.lower(): v for k, v in raw["unavailable"].items()}
+    return out
+
+
+def corpus_bleu(suite: str, references: Sequence[Sequence[str]], predictions: Sequence[str]) -> float:
+    """The suite's BLEU as a fraction, without the Java metrics: the cheap per-epoch validation score."""
+    if suite == "e2e":
+        return mteval.bleu(references, predictions)
+    if suite == "webnlg":
+        return _sacrebleu_bleu(references, predictions) / 100
+    raise ValueError(f"unknown metric suite {suite!r}; known: {sorted(SUITES)}")

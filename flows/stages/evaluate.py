@@ -16,7 +16,8 @@ from ..config import paths
 from ..config.grid import base_method, run_params
 from ..data import load_split, read_meta
 from ..modeling.base import pick_device
-from ..modeling.inference import score
+from ..modeling.generation import is_generation
+from ..modeling.inference import deployable, score, score_generation
 from ..modeling.models import cap_max_length, load_run_model, load_tokenizer, method_spec
 
 
@@ -42,12 +43,25 @@ def evaluate_run(
     data = {name: load_split(split, name) for name in test_splits}
     counts = json.loads((paths.merged_dir(task, method, seed, root) / "params.json").read_text())
 
-    def score_all(model: nn.Module) -> dict[str, float]:
+    generation = is_generation(meta)
+    outputs: dict[str, dict[str, list[str]]] = {}  # generation: mode -> split -> decoded texts
+    unavailable: dict[str, str] = {}  # generation: metric -> why it could not run here
+
+    def score_all(model: nn.Module, mode: str) -> dict[str, float]:
         cap_max_length(run, model)
+        if generation:
+            model = deployable(model, spec.kind)
         model.to(device)
         out: dict[str, float] = {}
         for name, examples in data.items():
-            for metric, value in score(model, examples, meta, tokenizer, run, device).items():
+            if generation:
+                desc = f"{task}/{method}/{seed} {mode} {name}"
+                metrics, texts = score_generation(model, examples, meta, tokenizer, run, device, desc)
+                outputs.setdefault(mode, {})[name] = texts
+                unavailable.update(metrics.pop("unavailable"))  # metrics that cannot run here (no Java): None
+            else:
+                metrics = score(model, examples, meta, tokenizer, run, device)
+            for metric, value in metrics.items():
                 out[metric if name == "test" else f"{name}/{metric}"] = value
         return out
 
@@ -60,9 +74,10 @@ def evaluate_run(
             else:
                 model = load_run_model(run, spec, meta, paths.run_dir(task, method, seed, root))
                 adamix.set_inference_mode(model, mode)
-            modes[mode] = score_all(model)
+            modes[mode] = score_all(model, mode)
     else:
-        modes["single"] = score_all(load_run_model(run, spec, meta, paths.run_dir(task, method, seed, root)))
+        model = load_run_model(run, spec, meta, paths.run_dir(task, method, seed, root))
+        modes["single"] = score_all(model, "single")
 
     run_dir = paths.run_dir(task, method, seed, root)
     history = json.loads((run_dir / "history.json").read_text())
@@ -81,18 +96,29 @@ def evaluate_run(
         "learning_rate": info.get("learning_rate", run["train"]["learning_rate"]),
         "selection": info.get("selection", {"rule": "last", "epoch": len(history)}),
     }
+    if generation:  # the decoded outputs, for the report's readable files and samples
+        result["outputs"] = outputs
+        result["test_examples"] = [
+            {"source": e["text_a"], "references": e.get("references") or [e["label"]]} for e in data["test"]
+        ]
+        result["unavailable"] = unavailable
     out = paths.result_path(task, method, seed, root)
     _write_json_atomic(out, result)
     if track:
+        from ..modeling.mlflow_model import log_deployed_model, model_target
         from ..tracking import StageRun, run_tags
 
         tags = run_tags(task, method, seed, split)
         with StageRun(params, "evaluate", f"evaluate {task}/{method}/{seed}", run, tags=tags) as mlrun:
             for mode, metrics in modes.items():
-                mlrun.log_metrics({f"{mode}/{k}": v for k, v in metrics.items()})
+                mlrun.log_metrics({f"{mode}/{k}": v for k, v in metrics.items() if v is not None})
             mlrun.log_artifact(out)
             # The deployable artifact: merged experts for AdaMix (a few hundred KB); params.json for the rest.
             mlrun.log_artifacts(paths.merged_dir(task, method, seed, root), "merged")
+            target = model_target(params, task, method, seed)  # the deployed model, for the chosen runs only
+            if target:
+                deployed = paths.merged_dir if counts["merged"] else paths.run_dir
+                log_deployed_model(mlrun, target, run, spec, meta, deployed(task, method, seed, root), split)
     return result
 
 

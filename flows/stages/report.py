@@ -37,6 +37,8 @@ from ..report.ablations import (
 from ..report.collect import Collected, ReportError, collect, load_results, load_results_and_rates, main_runs
 from ..report.curves import SPREAD, TRAVEL, history_curves, learning_curves, training_curves
 from ..report.findings import findings, findings_section
+from ..report.nlg import FOLDER as NLG_FOLDER
+from ..report.nlg import nlg_outputs, nlg_section
 from ..report.paper import compare, comparison_csv, comparison_section
 from ..report.plots import (
     Cell,
@@ -74,6 +76,7 @@ OUTPUTS = (
     "expert_diagnostics.png",
     "scores.png",
     FOLDER,
+    NLG_FOLDER,
 )
 """What build_report writes into the report folder, always: files, and the ablations/ folder (replaced whole)."""
 
@@ -194,6 +197,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
         markdown += f"\nMissing runs, left out of the means: {', '.join(data.missing)}.\n"
     markdown += "\n" + "\n".join(
         [
+            nlg_section(data, methods, label, decimals),
             selection_section(rate_choices, label, decimals),
             ablation_markdown(grids, ablations, params, label),
             significance_section(tests, methods, label, decimals),
@@ -247,12 +251,14 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
         ),
         "scores.png": lambda path: plot_scores(scores, tasks, methods, label, "primary metric x 100", path),
         **ablation_outputs(grids, ablations, params, label),
+        **nlg_outputs(data),
     }
     _write_all(Path(out_dir), outputs)
     return {
         "out_dir": str(out_dir),
         "files": list(OUTPUTS),
         "ablation_files": sorted(name.split("/", 1)[1] for name in outputs if name.startswith(FOLDER + "/")),
+        "nlg_files": sum(name.startswith(NLG_FOLDER + "/") for name in outputs),
         "runs": len(data.records) + (len(ablations.records) if ablations else 0),
         "missing_runs": data.missing,
         "missing_ablation_runs": ablations.missing if ablations else [],
@@ -352,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for run in summary["missing_runs"] + summary["missing_ablation_runs"]:
         print(f"warning: no result for {run}; left out of the means", file=sys.stderr)
-    files = len(summary["files"]) - 1  # the ablations folder is counted apart
-    where = f"{summary['out_dir']} (and {len(summary['ablation_files'])} in {FOLDER}/)"
+    files = len(summary["files"]) - 2  # the ablations and nlg folders are counted apart
+    where = f"{summary['out_dir']} (and {len(summary['ablation_files'])} in {FOLDER}/, {summary['nlg_files']} in {NLG_FOLDER}/)"
     print(f"report: {files} files in {where} from {summary['runs']} runs")
     return 0
 

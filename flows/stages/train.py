@@ -30,9 +30,10 @@ from ..config.grid import lr_variants, run_params
 from ..config.schema import ParamsError
 from ..data import load_split, read_meta
 from ..errors import InputError
-from ..modeling import checkpoint
+from ..modeling import checkpoint, distributed
 from ..modeling.base import autocast_dtype, pick_device
 from ..modeling.batching import encode, length_grouped_batches, text_length
+from ..modeling.generation import task_objective
 from ..modeling.inference import score
 from ..modeling.models import (
     build_model,
@@ -91,6 +92,7 @@ def train_run(
     split = paths.split_dir(task, seed, root)
     meta = read_meta(split)
     train_data, val_data = load_split(split, "train"), load_split(split, "validation")
+    dp = distributed.start(cfg, seed, len(train_data))  # under torchrun: this process's part; else inactive
 
     set_seed(seed)
     device = pick_device(cfg["device"])
@@ -100,7 +102,7 @@ def train_run(
     cap_max_length(run, model)  # cfg is run["train"]: training and validation use the capped length
     model.to(device)
     counts = parameter_counts(model, spec)
-    forward = torch.compile(model) if cfg["compile"] else model
+    forward = torch.compile(dp.wrap(model)) if cfg["compile"] else dp.wrap(model)
 
     steps_per_epoch = math.ceil(len(train_data) / cfg["batch_size"])
     total_steps = steps_per_epoch * cfg["epochs"]
@@ -111,6 +113,9 @@ def train_run(
     order = torch.Generator().manual_seed(seed)
     lengths = [text_length(e) for e in train_data]
     trainable = [p for p in model.parameters() if p.requires_grad]
+    # Classification: cross-entropy (MSE for regression) on the head. Generation: token cross-entropy on the
+    # target tokens, and the consistency term on those positions only.
+    task_loss_fn, consistency_mask = task_objective(meta, cfg["label_smoothing"])
 
     history: list[dict] = []
     epoch_seconds: list[float] = []  # seconds since the start, at the end of each epoch
@@ -135,7 +140,7 @@ def train_run(
     started = time.perf_counter() - (epoch_seconds[-1] if epoch_seconds else 0.0)
     tracker_cm = (
         _tracker(params, run, task, method, seed, split, resumed.run_id if resumed else None)
-        if track
+        if track and dp.is_main
         else contextlib.nullcontext()
     )
     with tracker_cm as tracker:
@@ -145,6 +150,8 @@ def train_run(
         def save_checkpoint(
             global_step: int, order_state: torch.Tensor, sums: dict[str, torch.Tensor]
         ) -> None:
+            if not dp.is_main:
+                return
             state = checkpoint.TrainState(
                 global_step,
                 order_state,
@@ -166,6 +173,7 @@ def train_run(
             epoch_batches = length_grouped_batches(
                 lengths, cfg["batch_size"], cfg["length_group_batches"], order
             )
+            epoch_batches = dp.shard(epoch_batches)  # data-parallel: this process's part of each batch
             # Sums stay on the device: no host sync inside the loop, one per epoch.
             sums = {
                 "task": torch.zeros((), device=device),
@@ -184,6 +192,7 @@ def train_run(
                 total=steps_per_epoch,
             )
             for step in bar:
+                dp.begin_step(step, (epoch - 1) * steps_per_epoch + step)
                 chunk = [train_data[i] for i in epoch_batches[step]]
                 inputs, labels = encode(chunk, tokenizer, cfg["max_length"])
                 inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
@@ -196,11 +205,13 @@ def train_run(
                             labels,
                             consistency_weight=cfg["consistency_weight"],
                             batched=cfg["two_view"] == "batched",
+                            task_loss=task_loss_fn,
+                            mask=None if consistency_mask is None else consistency_mask(labels),
                         )
                         loss, consistency = out.loss, out.consistency
                         task_loss = out.task_loss
                     else:
-                        task_loss = adamix.consistency.default_task_loss(forward(**inputs).logits, labels)
+                        task_loss = task_loss_fn(forward(**inputs).logits, labels)
                         loss, consistency = task_loss, None
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -211,6 +222,7 @@ def train_run(
                     _require_finite(finite, f"{task}/{method}/seed{seed}", epoch, global_step, cfg)
                 optimizer.step()
                 scheduler.step()
+                task_loss, consistency = dp.global_mean(task_loss, consistency)  # the global batch's
                 task_sum += task_loss.detach()
                 step_loss[(epoch - 1) * steps_per_epoch + step] = task_loss.detach()
                 if consistency is not None:
@@ -249,6 +261,8 @@ def train_run(
             if epoch < cfg["epochs"]:  # each epoch end, except the last: the run folder follows at once
                 save_checkpoint(epoch * steps_per_epoch, order.get_state(), {})
 
+        if not dp.is_main:  # data-parallel: rank 0 alone writes the run
+            return {"task": task, "method": method, "seed": seed, "rank": dp.rank}
         # `select: best` keeps the weights of the epoch with the best validation score (ties: the earliest), as
         # the official scripts' --load_best_model_at_end; test is scored once, on what is saved.
         kept = best[1] if best is not None else cfg["epochs"]

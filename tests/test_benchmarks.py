@@ -132,3 +132,17 @@ def test_memory_probe_measures_in_process():
 def test_memory_probe_runs_in_a_fresh_process():
     out = memory_probe.run_probe(_probe_payload("full"), timeout=120)
     assert out.get("error") is None and out["peak_mb"] >= 0
+
+
+def test_generation_benchmark_times_every_deployed_row_against_the_base(tmp_path):
+    from benchmarks import generation
+
+    out = tmp_path / "gen.json"
+    argv = ["--model", "tiny", "--beams", "2", "1", "--rounds", "1", "--new-tokens", "3", "--batch", "2"]
+    assert generation.main([*argv, "--prompt-length", "4", "--cpu", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["results"]) == {"beams=2", "beams=1"}
+    for rows in report["results"].values():
+        assert list(rows) == list(generation.ROWS)
+        assert rows["base"]["ratio_to_base"] == 1.0
+        assert all(r["new_tokens_per_s"] > 0 and r["rounds"] == 1 for r in rows.values())

@@ -196,7 +196,7 @@ def download_archive(target: Path) -> Path:
         staging = Path(part.name)
     try:
         _fetch(ARCHIVE_URL, staging)
-        digest = _sha256(staging)
+        digest = file_sha256(staging)
         if digest != ARCHIVE_SHA256:
             raise DataError(
                 f"downloaded {ARCHIVE_URL} has SHA-256 {digest}, expected {ARCHIVE_SHA256} (PyPI's bigbench "
@@ -228,7 +228,8 @@ def _fetch(url: str, path: Path) -> None:
         ) from error
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

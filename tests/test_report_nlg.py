@@ -23,6 +23,7 @@ def _generation_result(task: str, method: str, seed: int, bleu: float, model: st
         {"source": s, "references": r} for s, r in zip(SOURCES, REFERENCES, strict=True)
     ]
     record["unavailable"] = {}
+    record["history"][-1]["step"] = 8
     return record
 
 
@@ -51,6 +52,7 @@ def test_the_nlg_table_shows_every_metric_on_the_paper_scales_with_the_paper_row
         and "- reference: A pub called The Vaults." in text
     )
     assert f"- **LoRA:** lora {SEEDS[0]} says one." in text
+    assert "Training budget: 8 optimizer steps per run" in text and "have not converged" in text
 
 
 def test_other_models_get_no_paper_rows_and_missing_metrics_are_na(tmp_path):

@@ -110,11 +110,26 @@ def nlg_section(data: Collected, methods: list[str], label: Mapping[str, str], d
             + "\n\n"
             + _markdown(header, rows)
         )
+        steps = sorted({_steps(r) for r in records if _steps(r)})
+        if steps:
+            parts.append(
+                f"Training budget: {' / '.join(map(str, steps))} optimizer steps per run (the paper trains GPT-2 "
+                "medium for 20 epochs: about 105k steps on E2E). A budget this far below the paper's compares "
+                "methods that have not converged.\n"
+                if steps[-1] < 10_000
+                else f"Training budget: {' / '.join(map(str, steps))} optimizer steps per run.\n"
+            )
         missing = sorted({f"{m}: {why}" for r in records for m, why in (r.get("unavailable") or {}).items()})
         if missing:
             parts.append("Metrics that could not run here (shown n/a, never 0): " + "; ".join(missing) + "\n")
         parts.append(_samples(task, records, methods, label))
     return "\n".join(parts)
+
+
+def _steps(record: dict[str, Any]) -> int:
+    """Optimizer steps the run took (its history's last `step`; 0 when not recorded)."""
+    history = record.get("history") or []
+    return int(history[-1].get("step") or 0) if history else 0
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> str:

@@ -249,3 +249,13 @@ def test_the_tokenizer_of_a_generation_task_is_a_generation_encoder(lm_dir):
     params = tiny_params_for_generation(model_dir=lm_dir)
     encoder = load_tokenizer(params, {"kind": "generation"})
     assert isinstance(encoder, GenerationEncoder) and encoder.separator == "\n"
+
+
+def test_few_shot_sampling_refuses_a_generation_task(tmp_path):
+    from flows.data.source import DataError
+    from flows.stages.fewshot import make_fewshot_split
+
+    prepared = write_generation_task(tmp_path)
+    with pytest.raises(DataError, match="has no classes: set fewshot.k to 0"):
+        make_fewshot_split(prepared, tmp_path / "out", k=4, seed=SEED)
+    assert make_fewshot_split(prepared, tmp_path / "full", k=0, seed=SEED).is_dir()  # k = 0 passes it through

@@ -32,7 +32,7 @@ def make_fewshot_split(prepared_dir: str | Path, out_dir: str | Path, k: int, se
         `out_dir` as a Path.
 
     Raises:
-        DataError: k < 0, k > 0 on a regression task, or a class with fewer than 2k train examples.
+        DataError: k < 0, k > 0 on a regression or generation task, or a class with fewer than 2k train examples.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise DataError(f"few-shot k must be an integer >= 0 (0 = full data), got {k!r}")
@@ -40,6 +40,11 @@ def make_fewshot_split(prepared_dir: str | Path, out_dir: str | Path, k: int, se
         raise DataError(f"few-shot seed must be an integer, got {seed!r}")
     prepared = Path(prepared_dir)
     meta = read_meta(prepared)
+    if k and meta.get("kind") == "generation":
+        raise DataError(
+            f"few-shot k = {k} draws k examples per class, and generation task '{meta['task']}' has no classes: "
+            "set fewshot.k to 0 (cap the training pairs with data.max_train_examples instead)"
+        )
     test_splits = ["test", *meta.get("extra_test_splits", [])]
     copied = [*test_splits] if k else ["train", "validation", *test_splits]
     for split in copied:

@@ -366,3 +366,19 @@ def test_dvc_yaml_declares_every_report_output() -> None:
         for entry in stage.get(section, [])
     ]
     assert sorted(name.removeprefix("${grid.reports}/") for name in declared) == sorted(OUTPUTS)
+
+
+def test_the_resolved_params_are_not_merged_with_the_profile_again(
+    results: Path, tmp_path: Path, params: dict, fake_data_module: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make reproduce PROFILE=p` runs this stage with PROFILE set over params.resolved.yaml, which has p in it."""
+    root = tmp_path / "project"
+    (root / "profiles").mkdir(parents=True)
+    (root / "profiles" / "mine.yaml").write_text("report: {dir: reports/mine}\n")
+    resolved = {**params, "report": {**params["report"], "dir": "reports/mine"}}
+    (root / "params.resolved.yaml").write_text(yaml.safe_dump(resolved))
+    monkeypatch.setenv("ADAMIX_ROOT", str(root))
+    monkeypatch.setenv("PROFILE", "mine")
+    out = tmp_path / "reports" / "mine"
+    assert report.main(["--results", str(results), "--out", str(out)]) == 0  # merging again refused this
+    assert (out / "results.md").is_file()

@@ -345,13 +345,18 @@ def main(argv: list[str] | None = None) -> int:
         "--params", default=None, help="params file (default: params.resolved.yaml, else params.yaml)"
     )
     parser.add_argument(
-        "--profile", default=None, help="profile merged over the params file (default: $PROFILE)"
+        "--profile",
+        default=None,
+        help="profile merged over the params file (default: $PROFILE over params.yaml; none over "
+        "params.resolved.yaml, which has the profile merged in already)",
     )
     args = parser.parse_args(argv)
+    source = args.params or (resolved if resolved.is_file() else root / "params.yaml")
+    # `make reproduce PROFILE=p` resolves p into params.resolved.yaml, then runs this stage with PROFILE still
+    # set: merging p again would stack it twice (a profile's own report.dir then reads as the base's).
+    profile = "" if args.profile is None and Path(source) == resolved else args.profile
     try:
-        params = load_params(
-            args.params or (resolved if resolved.is_file() else root / "params.yaml"), args.profile
-        )
+        params = load_params(source, profile)
         summary = build_report(args.results, args.out, params)
     except (ReportError, ParamsError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -17,7 +17,7 @@ keyed hash of `flows.data.source.keyed_rank`, so the result does not depend on t
 
 from __future__ import annotations
 
-from .source import CORE_SPLITS, GENERATION, DataError, Example, TaskSource, keyed_rank
+from .source import CORE_SPLITS, GENERATION, DataError, Example, TaskSource, carve_counts, keyed_rank
 
 
 def build_generation(
@@ -51,14 +51,8 @@ def build_generation(
     dropped["overlap"] = len(pool) - len(train)
 
     sources = _group(train)
-    to_carve = [(s, n) for s, n in (("test", test_size), ("validation", validation_size)) if s not in fixed]
-    counts = {split: n if isinstance(n, int) else max(1, round(n * len(sources))) for split, n in to_carve}
-    if sum(counts.values()) >= len(sources):
-        wanted = " + ".join(f"{split}_size={count}" for split, count in counts.items())
-        raise DataError(
-            f"task '{source.name}' has {len(sources)} distinct training sources, too few to carve {wanted} "
-            "sources out of them and keep some for training"
-        )
+    sizes = {"test": test_size, "validation": validation_size}
+    counts = carve_counts(source.name, sizes, fixed, len(sources), "distinct training sources")
     for split, count in counts.items():
         picked = _take(list(sources), count, seed, split)
         fixed[split] = {text: sources.pop(text) for text in picked}

@@ -34,6 +34,7 @@ from .source import (
     DataError,
     Example,
     TaskSource,
+    carve_counts,
     keyed_rank,
 )
 from .user import read_user_dataset, validate_dataset_cfg
@@ -231,21 +232,8 @@ def _build(
                 f"task '{source.name}' has a single class {found} after cleaning; it needs two or more"
             )
 
-    to_carve = {
-        split: size
-        for split, size in (("test", test_size), ("validation", validation_size))
-        if split not in fixed
-    }
-    counts = {
-        split: size if isinstance(size, int) else max(1, round(size * len(unique)))
-        for split, size in to_carve.items()
-    }
-    if sum(counts.values()) >= len(unique):
-        wanted = " + ".join(f"{split}_size={count}" for split, count in counts.items())
-        raise DataError(
-            f"task '{source.name}' has {len(unique)} usable training examples, too few to carve {wanted} "
-            "out of them and keep some for training"
-        )
+    sizes = {"test": test_size, "validation": validation_size}
+    counts = carve_counts(source.name, sizes, fixed, len(unique), "usable training examples")
     for split, count in counts.items():
         fixed[split], unique = stratified_take(unique, count, seed, split, stratify)
     caps = {"train": data_cfg["max_train_examples"]}

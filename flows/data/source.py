@@ -59,3 +59,26 @@ def keyed_rank(seed: int, salt: str, *texts: str) -> bytes:
     """The sort key of every deterministic choice: a hash of the split seed, the draw's salt and the texts."""
     joined = "\x1f".join((str(seed), salt, *texts))
     return hashlib.blake2b(joined.encode("utf-8"), digest_size=8).digest()
+
+
+def carve_counts(
+    task: str, sizes: dict[str, int | float], fixed: Any, available: int, what: str
+) -> dict[str, int]:
+    """How many items to carve for each evaluation split the source does not provide (test first).
+
+    `sizes` maps "test" and "validation" to a count or a fraction of `available`; splits in `fixed` are skipped.
+
+    Raises:
+        DataError: the counts would leave nothing for training (`what` names the items: examples, sources).
+    """
+    counts = {
+        split: size if isinstance(size, int) else max(1, round(size * available))
+        for split, size in sizes.items()
+        if split not in fixed
+    }
+    if sum(counts.values()) >= available:
+        wanted = " + ".join(f"{split}_size={count}" for split, count in counts.items())
+        raise DataError(
+            f"task '{task}' has {available} {what}, too few to carve {wanted} out of them and keep some for training"
+        )
+    return counts

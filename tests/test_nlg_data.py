@@ -9,6 +9,7 @@ import tarfile
 import pytest
 
 from flows import nlg_metrics
+from flows.config.schema import DEFAULTS
 from flows.data import DataError, load_split, nlg, prepare_task, read_meta
 from flows.data.nlg_text import (
     gem_e2e_source,
@@ -18,18 +19,13 @@ from flows.data.nlg_text import (
     parse_e2e_mr,
 )
 
+# The default data section (every key), uncapped, with small carve sizes for the fixtures.
 DATA_CFG = {
+    **DEFAULTS["data"],
     "max_train_examples": None,
     "max_eval_examples": None,
     "validation_size": 2,
     "test_size": 3,
-    "split_seed": 0,
-    "glue_dir": None,
-    "fewshot_dir": None,
-    "bigbench_archive": None,
-    "e2e_dir": None,
-    "webnlg_dir": None,
-    "dart_dir": None,
 }
 PREFIX = "bigbench-1.0.0/bigbench/benchmark_tasks"
 VAULTS_MR = "name[The Vaults], eatType[pub], priceRange[more than £30], customer rating[5 out of 5], near[Café Adriatic]"

@@ -8,14 +8,13 @@ schedule is checked without a server.
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from prefect.task_runners import ThreadPoolTaskRunner
-from tiny_project import SEED, TASK, add_dvc, make_project, run_tool
+from tiny_project import SEED, TASK, run_prefect_flow, run_tool
 
 from flows import tracking
 from flows.config import paths
@@ -40,19 +39,10 @@ def _direct(root: Path, params: dict) -> None:
 @pytest.fixture(scope="module")
 def flow_run(prefect_harness, tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict:
     """One flow run (thread task runner) on a DVC project, and the same params run directly elsewhere."""
-    root = tmp_path_factory.mktemp("flow")
-    params_file = make_project(root, tiny_model_dir, methods=METHODS)
-    add_dvc(root)
-    params = load_params(params_file, profile="")
-    key = f"flow-test-{uuid.uuid4().hex[:8]}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ADAMIX_ROOT", str(root))
-        patch.setenv("ADAMIX_PIPELINE_RUN", key)
-        runner = pipeline.task_runner(params)
-        out = pipeline.reproduce.with_options(task_runner=runner)(profile="", params_path=str(params_file))
+    run = run_prefect_flow(tmp_path_factory.mktemp("flow"), tiny_model_dir, METHODS)
     direct = tmp_path_factory.mktemp("direct")
-    _direct(direct, params)
-    return {"root": root, "params": params, "key": key, "out": out, "runner": runner, "direct": direct}
+    _direct(direct, run["params"])
+    return {**run, "direct": direct}
 
 
 def test_thread_task_runner_from_params(flow_run: dict) -> None:

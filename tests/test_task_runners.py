@@ -10,17 +10,15 @@ from __future__ import annotations
 import copy
 import json
 import os
-import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from tiny_project import SEED, TASK, add_dvc, make_project
+from tiny_project import SEED, TASK, run_prefect_flow
 
 from flows import mlflow_store, tracking
 from flows.config import paths
-from flows.config.params import load_params
 from flows.config.schema import DEFAULTS
 from flows.orchestration import prefect_flow as pipeline
 
@@ -87,18 +85,9 @@ def test_every_task_pickles_for_worker_processes() -> None:
 
 def _run_flow(root: Path, model_dir: Path, kind: str) -> dict:
     """One flow run of the 2-run grid with task runner `kind` in a fresh DVC project at `root`."""
-    params_file = make_project(root, model_dir, methods=METHODS, flow={"task_runner": kind, "max_workers": 2})
-    add_dvc(root)
-    params = load_params(params_file, profile="")
-    key = f"{kind}-test-{uuid.uuid4().hex[:8]}"
-    with pytest.MonkeyPatch.context() as patch:
-        # Set before the runner starts its workers: they inherit the project root and the pipeline run.
-        patch.setenv("ADAMIX_ROOT", str(root))
-        patch.setenv("ADAMIX_PIPELINE_RUN", key)
-        runner = pipeline.task_runner(params)
-        out = pipeline.reproduce.with_options(task_runner=runner)(profile="", params_path=str(params_file))
-    assert out == str(root / "reports")
-    return {"root": root, "params": params, "key": key}
+    run = run_prefect_flow(root, model_dir, METHODS, task_runner=kind, max_workers=2)
+    assert run["out"] == str(root / "reports")
+    return run
 
 
 @pytest.fixture(scope="module")

@@ -121,3 +121,30 @@ def run_tool(root: Path, *command: str, timeout: int = 300) -> subprocess.Comple
         f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     )
     return done
+
+
+def run_prefect_flow(root: Path, model_dir: Path, methods, **flow: Any) -> dict:
+    """One Prefect flow run of the tiny project in a fresh DVC project at `root`, with params `flow` settings.
+
+    Returns the project `root`, its `params`, the pipeline run `key`, the flow's return value `out` and the
+    task `runner` it ran under. Needs a Prefect server (the `prefect_harness` fixture).
+    """
+    from flows.orchestration import prefect_flow as pipeline
+
+    params_file = make_project(root, model_dir, methods=methods, flow=flow)
+    add_dvc(root)
+    params = load_params(params_file, profile="")
+    key = f"{params['flow']['task_runner']}-test-{uuid.uuid4().hex[:8]}"
+    env = {"ADAMIX_ROOT": str(root), "ADAMIX_PIPELINE_RUN": key}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)  # before the runner starts its workers: they inherit the root and the pipeline run
+    try:
+        runner = pipeline.task_runner(params)
+        out = pipeline.reproduce.with_options(task_runner=runner)(profile="", params_path=str(params_file))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return {"root": root, "params": params, "key": key, "out": out, "runner": runner}

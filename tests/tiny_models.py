@@ -76,16 +76,24 @@ def batch(arch: str = "bert", size: int = 3, length: int = 7, seed: int = 1) -> 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0-4; [PAD] = 0 = BERT's pad_token_id
 
 
-def tiny_tokenizer(words: list[str]):
-    """A BERT-style word-level tokenizer over `words` (lower-cased, split on whitespace), built in milliseconds."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+def _word_level(tokens: list[str], unk: str):
+    """(vocab, backend) of a lower-casing, whitespace-splitting word-level tokenizer over `tokens` (ids in order)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
-    vocab = {token: i for i, token in enumerate(dict.fromkeys([*SPECIAL_TOKENS, *words]))}
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
     if len(vocab) > VOCAB:
         raise ValueError(f"{len(vocab)} tokens do not fit the tiny models' vocabulary of {VOCAB}")
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend = Tokenizer(models.WordLevel(vocab, unk_token=unk))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return vocab, backend
+
+
+def tiny_tokenizer(words: list[str]):
+    """A BERT-style word-level tokenizer over `words` (lower-cased, split on whitespace), built in milliseconds."""
+    from tokenizers import processors
+
+    vocab, backend = _word_level([*SPECIAL_TOKENS, *words], "[UNK]")
     cls, sep = vocab["[CLS]"], vocab["[SEP]"]
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -114,14 +122,9 @@ LM_SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")  # ids 0-3: the tiny GPT-2
 
 def tiny_lm_tokenizer(words: list[str]):
     """A word-level tokenizer for the tiny causal LMs (pad 0, bos 1, eos 2), no special tokens added around text."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import decoders
 
-    vocab = {token: i for i, token in enumerate(dict.fromkeys([*LM_SPECIAL_TOKENS, *words]))}
-    if len(vocab) > VOCAB:
-        raise ValueError(f"{len(vocab)} tokens do not fit the tiny models' vocabulary of {VOCAB}")
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.normalizer = normalizers.Lowercase()
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    _, backend = _word_level([*LM_SPECIAL_TOKENS, *words], "<unk>")
     backend.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     return T.PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"

@@ -146,16 +146,15 @@ def test_no_tracking_registers_nothing(project: dict) -> None:
     assert MlflowClient(tracking.tracking_uri()).search_registered_models(f"name = '{name}'") == []
 
 
-def test_generation_and_prompt_runs_are_refused(project: dict, tmp_path: Path) -> None:
-    params = project["params"]
-    run = run_params(params, "adamix_lora")
+def test_prompt_runs_are_refused(project: dict, tmp_path: Path) -> None:
+    run = run_params(project["params"], "adamix_lora")
     spec, _ = method_spec("adamix_lora", run)
-    meta = {**read_meta(paths.split_dir(TASK, SEED, project["root"])), "kind": "generation"}
-    assert "generation" in mlflow_model.skip_reason(run, meta)
-    with pytest.raises(ModelError, match="generation"):
-        mlflow_model.build_deployed_model(run, spec, meta, tmp_path, tmp_path)
+    meta = read_meta(paths.split_dir(TASK, SEED, project["root"]))
+    assert mlflow_model.skip_reason(run, meta) is None
     prompted = {**run, "fewshot": {**run["fewshot"], "prompt": True}}
-    assert "prompt" in mlflow_model.skip_reason(prompted, {**meta, "kind": "classification"})
+    assert "prompt" in mlflow_model.skip_reason(prompted, meta)
+    with pytest.raises(ModelError, match="prompt"):
+        mlflow_model.build_deployed_model(prompted, spec, meta, tmp_path, tmp_path)
 
 
 def test_signature_and_example_follow_the_task() -> None:

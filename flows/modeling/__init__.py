@@ -6,6 +6,7 @@
 - `batching`: tokenised batches, and the length-grouped order a training epoch visits them in.
 - `inference`: predictions and the task's metrics on them.
 - `mlflow_model`: the deployed model of an evaluate run as an MLflow pyfunc, logged and registered;
-  `served_model`: the code MLflow runs to load and serve it (models from code, standalone).
+  `served_model` / `served_generator`: the code MLflow runs to load and serve a classifier / a generator
+  (models from code, standalone).
 - `distributed`: data-parallel training of one run (torchrun, DDP, shared routing).
 """

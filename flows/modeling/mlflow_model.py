@@ -3,9 +3,10 @@
 The logged model is exactly what is deployed: LoRA methods (AdaMix LoRA after averaging its experts, PEFT
 LoRA) folded into the base weights (`merge_and_unload`), full fine-tuning as trained; the bottleneck-adapter
 methods keep their merged adapter beside the base (an adapter cannot fold into a weight). Weights are
-safetensors; the pyfunc is MLflow's "model from code" (flows/modeling/served_model.py is copied into the model
-and run on load), so nothing is pickled. Its signature and input example come from the task's meta and its
-first validation example. The model is registered under ``tracking.registered_model`` with the version alias
+safetensors; the pyfunc is MLflow's "model from code" (flows/modeling/served_model.py for a classification task,
+served_generator.py for a generation task, is copied into the model and run on load), so nothing is pickled. Its
+signature and input example come from the task's meta and its first validation example; a generator also
+carries the run's prompt format and decoding (params `generation`), which a request may override. The model is registered under ``tracking.registered_model`` with the version alias
 ``tracking.model_alias``, so ``mlflow models serve -m models:/<name>@<alias>`` answers predictions.
 
 Only the runs ``tracking.log_models`` (methods) and ``tracking.log_model_seed`` pick are logged: one model is
@@ -26,11 +27,14 @@ import adamix
 from .. import mlflow_store as store
 from ..data import load_split
 from .base import ModelError, pretrained_tokenizer, prompt_mode
+from .generation import GENERATION_KIND, Decoding
 from .models import Method, load_run_model
 
 SERVED_MODEL_CODE = Path(__file__).with_name("served_model.py")
+SERVED_GENERATOR_CODE = Path(__file__).with_name("served_generator.py")
 ARTIFACT_PATH = "model"  # where the MLflow model sits in the evaluate run's artifacts
-GENERATION_KIND = "generation"
+# the decoding settings served_generator.py takes from the model config and from a request's params
+DECODING_KEYS = ("num_beams", "length_penalty", "no_repeat_ngram_size", "max_new_tokens")
 
 
 def model_target(params: Mapping[str, Any], task: str, method: str, seed: int) -> tuple[str, str] | None:
@@ -56,8 +60,6 @@ def model_target(params: Mapping[str, Any], task: str, method: str, seed: int) -
 
 def skip_reason(run: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:
     """Why this run's model cannot be logged as an MLflow model (None when it can)."""
-    if meta.get("kind") == GENERATION_KIND:
-        return "generation tasks have no MLflow model yet (the pyfunc classifies text)"
     if prompt_mode(run):
         return "prompt-based runs (fewshot.prompt) have no MLflow model yet (the pyfunc needs a task head)"
     return None
@@ -80,7 +82,7 @@ def build_deployed_model(
         The pyfunc's artifacts: name -> local path.
 
     Raises:
-        ModelError: a generation or prompt-based run (see `skip_reason`), or an artifact that cannot be loaded.
+        ModelError: a prompt-based run (see `skip_reason`), or an artifact that cannot be loaded.
     """
     reason = skip_reason(run, meta)
     if reason:
@@ -106,12 +108,22 @@ def build_deployed_model(
     return artifacts
 
 
-def signature(meta: Mapping[str, Any]):
-    """The pyfunc's signature: ``text`` (and ``text_pair``) in; label, label_id, score, probabilities out."""
+def signature(meta: Mapping[str, Any], decoding: Mapping[str, Any] | None = None):
+    """The pyfunc's signature. A classifier: ``text`` (and ``text_pair``) in; label, label_id, score and
+    probabilities out. A generator: ``source`` in, ``text`` out, and the decoding settings as request params
+    (defaults: `decoding`, the run's own)."""
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import Array
 
+    if meta.get("kind") == GENERATION_KIND:
+        kinds = {int: DataType.long, float: DataType.double}
+        specs = [ParamSpec(k, kinds[type(v)], v) for k, v in (decoding or {}).items()]
+        return ModelSignature(
+            inputs=Schema([ColSpec(DataType.string, "source")]),
+            outputs=Schema([ColSpec(DataType.string, "text")]),
+            params=ParamSchema(specs) if specs else None,
+        )
     inputs = [ColSpec(DataType.string, "text")]
     if meta.get("text_pair"):
         inputs.append(ColSpec(DataType.string, "text_pair"))
@@ -131,6 +143,8 @@ def input_example(meta: Mapping[str, Any], example: Mapping[str, Any]):
     """A one-row DataFrame of the pyfunc's input from one normalised example (text_a, text_b)."""
     import pandas as pd
 
+    if meta.get("kind") == GENERATION_KIND:
+        return pd.DataFrame([{"source": example["text_a"]}])
     row = {"text": example["text_a"]}
     if meta.get("text_pair"):
         row["text_pair"] = example.get("text_b") or ""
@@ -168,20 +182,29 @@ def save_pyfunc(
                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             )
             code = [str(Path(tmp) / "code" / "adamix")]
+        config: dict[str, Any] = {
+            "max_length": run["train"]["max_length"],
+            "batch_size": run["train"]["eval_batch_size"],
+        }
+        decoding = None
+        if meta.get("kind") == GENERATION_KIND:
+            decoding = Decoding.from_params(run).generate_kwargs()
+            decoding = {k: decoding[k] for k in DECODING_KEYS}
+            config.update(separator=run["generation"]["separator"], **decoding)
+        else:
+            config.update(
+                text_pair=bool(meta.get("text_pair")),
+                is_regression=bool(meta.get("is_regression")),
+                label_names=list(meta.get("label_names") or []),
+            )
         mlflow.pyfunc.save_model(
             path=str(path),
-            python_model=str(SERVED_MODEL_CODE),
+            python_model=str(SERVED_GENERATOR_CODE if decoding else SERVED_MODEL_CODE),
             artifacts=artifacts,
             code_paths=code or None,
-            signature=signature(meta),
+            signature=signature(meta, decoding),
             input_example=input_example(meta, example),
-            model_config={
-                "max_length": run["train"]["max_length"],
-                "batch_size": run["train"]["eval_batch_size"],
-                "text_pair": bool(meta.get("text_pair")),
-                "is_regression": bool(meta.get("is_regression")),
-                "label_names": list(meta.get("label_names") or []),
-            },
+            model_config=config,
             pip_requirements=_requirements(),
         )
 
@@ -197,7 +220,7 @@ def log_deployed_model(
 ) -> str | None:
     """Log the deployed model into the evaluate run's artifacts (``model/``) and register it.
 
-    A run whose model has no MLflow form yet (`skip_reason`: generation, prompt-based) is skipped with a
+    A run whose model has no MLflow form yet (`skip_reason`: prompt-based) is skipped with a
     warning on stderr.
 
     Args:
@@ -218,18 +241,19 @@ def log_deployed_model(
         save_pyfunc(run, spec, meta, artifact_dir, examples[0], Path(tmp) / ARTIFACT_PATH)
         mlrun.log_artifacts(Path(tmp) / ARTIFACT_PATH, ARTIFACT_PATH)
     name, alias = target
-    version = register(name, alias, f"runs:/{mlrun.run_id}/{ARTIFACT_PATH}", mlrun.run_id)
+    kind = "text generator" if meta.get("kind") == GENERATION_KIND else "text classifier"
+    version = register(name, alias, f"runs:/{mlrun.run_id}/{ARTIFACT_PATH}", mlrun.run_id, kind)
     mlrun.set_tags({"registered_model": name, "registered_model_version": version, "model_alias": alias})
     return version
 
 
-def register(name: str, alias: str, source: str, run_id: str) -> str:
+def register(name: str, alias: str, source: str, run_id: str, kind: str = "text classifier") -> str:
     """Register `source` as a new version of model `name` (created if missing) and point `alias` at it."""
     from mlflow.exceptions import MlflowException
 
     client = store.client()
     try:
-        client.create_registered_model(name, description="AdaMix-Repro: a deployed text classifier")
+        client.create_registered_model(name, description=f"AdaMix-Repro: a deployed {kind}")
     except MlflowException as err:
         if err.error_code != "RESOURCE_ALREADY_EXISTS":  # another run created it first: fine
             raise

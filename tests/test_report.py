@@ -382,3 +382,20 @@ def test_the_resolved_params_are_not_merged_with_the_profile_again(
     out = tmp_path / "reports" / "mine"
     assert report.main(["--results", str(results), "--out", str(out)]) == 0  # merging again refused this
     assert (out / "results.md").is_file()
+
+
+def test_an_explicit_profile_goes_over_params_yaml_not_the_resolved_params(
+    results: Path, tmp_path: Path, params: dict, fake_data_module: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report rebuilt for profile p after a resolve of p must not merge p twice (report.dir read as the base's)."""
+    root = tmp_path / "project"
+    (root / "profiles").mkdir(parents=True)
+    (root / "profiles" / "mine.yaml").write_text("report: {dir: reports/mine}\n")
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    resolved = {**params, "report": {**params["report"], "dir": "reports/mine"}}
+    (root / "params.resolved.yaml").write_text(yaml.safe_dump(resolved))
+    monkeypatch.setenv("ADAMIX_ROOT", str(root))
+    monkeypatch.delenv("PROFILE", raising=False)
+    out = tmp_path / "reports" / "mine"
+    assert report.main(["--results", str(results), "--out", str(out), "--profile", "mine"]) == 0
+    assert (out / "results.md").is_file()

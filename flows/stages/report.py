@@ -342,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default="results", help="folder of result JSON files (default: results)")
     parser.add_argument("--out", default="reports", help="output folder (default: reports)")
     parser.add_argument(
-        "--params", default=None, help="params file (default: params.resolved.yaml, else params.yaml)"
+        "--params",
+        default=None,
+        help="params file (default: params.yaml with --profile, else params.resolved.yaml if it exists)",
     )
     parser.add_argument(
         "--profile",
@@ -351,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         "params.resolved.yaml, which has the profile merged in already)",
     )
     args = parser.parse_args(argv)
-    source = args.params or (resolved if resolved.is_file() else root / "params.yaml")
+    # An explicit --profile goes over params.yaml: params.resolved.yaml holds the last resolve's profile already.
+    use_resolved = not args.profile and resolved.is_file()
+    source = args.params or (resolved if use_resolved else root / "params.yaml")
     # `make reproduce PROFILE=p` resolves p into params.resolved.yaml, then runs this stage with PROFILE still
     # set: merging p again would stack it twice (a profile's own report.dir then reads as the base's).
     profile = "" if args.profile is None and Path(source) == resolved else args.profile

@@ -3,10 +3,11 @@
 The logged model is exactly what is deployed: LoRA methods (AdaMix LoRA after averaging its experts, PEFT
 LoRA) folded into the base weights (`merge_and_unload`), full fine-tuning as trained; the bottleneck-adapter
 methods keep their merged adapter beside the base (an adapter cannot fold into a weight). Weights are
-safetensors; the pyfunc is MLflow's "model from code" (flows/modeling/served_model.py for a classification task,
-served_generator.py for a generation task, is copied into the model and run on load), so nothing is pickled. Its
-signature and input example come from the task's meta and its first validation example; a generator also
-carries the run's prompt format and decoding (params `generation`), which a request may override. The model is registered under ``tracking.registered_model`` with the version alias
+safetensors; the pyfunc is MLflow's "model from code" (flows/modeling/served_model.py for a classification
+task, served_generator.py for a generation task, is copied into the model and run on load), so nothing is
+pickled. Its signature and input example come from the task's meta and its first validation example; a
+generator also carries the run's prompt format and decoding (params `generation`), which a request may
+override. The model is registered under ``tracking.registered_model`` with the version alias
 ``tracking.model_alias``, so ``mlflow models serve -m models:/<name>@<alias>`` answers predictions.
 
 Only the runs ``tracking.log_models`` (methods) and ``tracking.log_model_seed`` pick are logged: one model is

@@ -368,15 +368,21 @@ def test_dvc_yaml_declares_every_report_output() -> None:
     assert sorted(name.removeprefix("${grid.reports}/") for name in declared) == sorted(OUTPUTS)
 
 
-def test_the_resolved_params_are_not_merged_with_the_profile_again(
-    results: Path, tmp_path: Path, params: dict, fake_data_module: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`make reproduce PROFILE=p` runs this stage with PROFILE set over params.resolved.yaml, which has p in it."""
+def _project_resolved_for_mine(tmp_path: Path, params: dict) -> Path:
+    """A project with a profile `mine` (its own report.dir) and a params.resolved.yaml that has it merged in."""
     root = tmp_path / "project"
     (root / "profiles").mkdir(parents=True)
     (root / "profiles" / "mine.yaml").write_text("report: {dir: reports/mine}\n")
     resolved = {**params, "report": {**params["report"], "dir": "reports/mine"}}
     (root / "params.resolved.yaml").write_text(yaml.safe_dump(resolved))
+    return root
+
+
+def test_the_resolved_params_are_not_merged_with_the_profile_again(
+    results: Path, tmp_path: Path, params: dict, fake_data_module: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make reproduce PROFILE=p` runs this stage with PROFILE set over params.resolved.yaml, which has p in it."""
+    root = _project_resolved_for_mine(tmp_path, params)
     monkeypatch.setenv("ADAMIX_ROOT", str(root))
     monkeypatch.setenv("PROFILE", "mine")
     out = tmp_path / "reports" / "mine"
@@ -388,12 +394,8 @@ def test_an_explicit_profile_goes_over_params_yaml_not_the_resolved_params(
     results: Path, tmp_path: Path, params: dict, fake_data_module: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A report rebuilt for profile p after a resolve of p must not merge p twice (report.dir read as the base's)."""
-    root = tmp_path / "project"
-    (root / "profiles").mkdir(parents=True)
-    (root / "profiles" / "mine.yaml").write_text("report: {dir: reports/mine}\n")
+    root = _project_resolved_for_mine(tmp_path, params)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    resolved = {**params, "report": {**params["report"], "dir": "reports/mine"}}
-    (root / "params.resolved.yaml").write_text(yaml.safe_dump(resolved))
     monkeypatch.setenv("ADAMIX_ROOT", str(root))
     monkeypatch.delenv("PROFILE", raising=False)
     out = tmp_path / "reports" / "mine"

@@ -119,6 +119,44 @@ def test_bad_grids_name_the_problem(params: dict, spec: dict, message: str) -> N
         validate(params)
 
 
+def test_a_grid_named_lr_must_vary_the_learning_rate(params: dict) -> None:
+    params["ablations"]["grids"]["lr"] = {
+        "method": "adamix_adapter",
+        "key": "adamix.num_experts",
+        "values": [2],
+    }
+    with pytest.raises(ParamsError, match="'ablations.grids.lr': .* its key must be 'train.learning_rate'"):
+        validate(params)
+
+
+def test_variants_of_a_method_swept_over_rates_are_swept_too(params: dict) -> None:
+    params["train"]["learning_rate"] = [1.0e-3, 5.0e-3]
+    params["ablations"]["grids"] = {
+        "num_experts": {"method": "adamix_adapter", "key": "adamix.num_experts", "values": [2, 4]},
+        "consistency": {"method": "adamix_adapter", "key": "train.consistency_weight", "values": [0.0]},
+    }
+    validate(params)
+    names = {m for _, m, _ in grid.runs(params)}
+    assert names == {
+        f"{method}.lr={rate}"
+        for method in (
+            "adamix_adapter",
+            "adapter",
+            "adamix_adapter.num_experts=2",
+            "adamix_adapter.consistency=0.0",
+        )
+        for rate in ("0.001", "0.005")
+    }  # no run trains at a list of rates; M = 4 is the main runs, not trained twice
+    nested = run_params(params, "adamix_adapter.consistency=0.0.lr=0.005")
+    assert nested["train"]["learning_rate"] == 5.0e-3 and nested["train"]["consistency_weight"] == 0.0
+    assert nested["adamix"]["num_experts"] == params["adamix"]["num_experts"]
+    assert run_params(params, "adamix_adapter.num_experts=2.lr=0.001")["adamix"]["num_experts"] == 2
+    seeds = {s for _, m, s in grid.runs(params) if m.startswith("adamix_adapter.num_experts=2")}
+    assert seeds == {13}  # the ablation seeds
+    with pytest.raises(ParamsError, match="unknown method 'adamix_adapter.num_experts=2.lr=0.003'"):
+        run_params(params, "adamix_adapter.num_experts=2.lr=0.003")
+
+
 def test_unknown_ablation_task_is_named(params: dict) -> None:
     params["ablations"]["tasks"] = ["rotten_tomatoe"]
     with pytest.raises(ParamsError, match=r"ablations.tasks\[0\].*did you mean 'rotten_tomatoes'"):

@@ -95,3 +95,31 @@ def test_learning_and_diagnostic_curves_average_seeds_by_step() -> None:
         (10.0, pytest.approx(0.15)),
         (20.0, pytest.approx(0.35)),
     ]
+
+
+def test_each_ablation_variant_enters_at_its_own_rate_chosen_on_validation(tmp_path: Path) -> None:
+    params = report_params(tasks=[RT], methods=["adamix_adapter"])
+    params["train"]["learning_rate"] = [1.0e-3, 1.0e-2]
+    params["ablations"]["tasks"] = [RT]
+    params["ablations"]["grids"] = {
+        "num_experts": {"method": "adamix_adapter", "key": "adamix.num_experts", "values": [2, 4]}
+    }
+    # run method -> rate -> (validation, test): M = 4 is best at 1e-3, M = 2 at 1e-2.
+    scores = {
+        "adamix_adapter": {1.0e-3: (0.80, 0.81), 1.0e-2: (0.70, 0.71)},
+        "adamix_adapter.num_experts=2": {1.0e-3: (0.60, 0.61), 1.0e-2: (0.90, 0.91)},
+    }
+    results = tmp_path / "results"
+    for method, by_rate in scores.items():
+        for rate, (val, test) in by_rate.items():
+            for seed in SEEDS:
+                record = make_result(RT, f"{method}.lr={rate}", seed, test)
+                record["selection"] = {"rule": "best", "epoch": 1, "validation": {"validation/accuracy": val}}
+                write_result(results, record)
+    summary = build_report(results, tmp_path / "reports", params)
+    assert summary["scores"][RT]["adamix_adapter"]["mean"] == pytest.approx(0.81)
+    markdown = (tmp_path / "reports" / "results.md").read_text()
+    experts = markdown.split("### num_experts", 1)[1].split("\n#", 1)[0]
+    assert "| 2 | **91.0 ± 0.0** |" in experts and "| 4 (default) | 81.0 ± 0.0 |" in experts
+    assert "| adamix_adapter.num_experts=2 | 1e-03: 60.0, **1e-02: 90.0** |" in markdown
+    assert summary["missing_ablation_runs"] == []

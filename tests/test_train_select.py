@@ -116,14 +116,20 @@ def test_bad_values_name_the_key(project: dict, section: str, key: str, value, m
     assert message in str(err.value)
 
 
-def test_an_ablated_method_needs_one_rate(project: dict) -> None:
+def test_an_ablation_variant_of_a_swept_method_trains_at_each_rate(project: dict) -> None:
     params = copy.deepcopy(project["params"])
     params["train"]["learning_rate"] = [1.0e-2, 5.0e-2]
     params["ablations"]["tasks"] = [TASK]
     params["ablations"]["grids"] = {
         "experts": {"method": "adamix_adapter", "key": "adamix.num_experts", "values": [1, 2]}
     }
-    with pytest.raises(
-        ParamsError, match=r"'ablations.grids.experts': its run 'adamix_adapter.experts=1' would train"
-    ):
-        validate(params)
+    validate(params)
+    variant = "adamix_adapter.experts=1"
+    with pytest.raises(ParamsError, match=rf"several learning rates .*{variant}.lr=0.01, {variant}.lr=0.05"):
+        train.train_run(params, TASK, variant, SEED, root=project["root"], track=False)
+    info = train.train_run(params, TASK, f"{variant}.lr=0.05", SEED, root=project["root"], track=False)
+    assert info["learning_rate"] == 5.0e-2
+    saved = json.loads(
+        (paths.run_dir(TASK, f"{variant}.lr=0.05", SEED, project["root"]) / "run.json").read_text()
+    )
+    assert saved["learning_rate"] == 5.0e-2

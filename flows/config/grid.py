@@ -15,7 +15,9 @@ stages, run folders, MLflow runs and results are keyed by the variant's name.
 
 A method whose ``train.learning_rate`` is a list (``[1.0e-3, 3.0e-3, 1.0e-2]``) is swept the same way: each rate is
 the run method ``<method>.lr=<value>`` in the main grid, and the report enters the method at the rate with the best
-mean validation score (`flows.report.selection`).
+mean validation score (`flows.report.selection`). Its ablation variants inherit the list, so each variant is swept
+too (``adamix_adapter.num_experts=8.lr=0.0015``) and enters its ablation table at its own best rate: a variant is
+compared with the method at the rate that suits it, not at the method's.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ VARIANT_SEP = "."
 _GRID_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ABLATION_SECTIONS = ("train", "adamix")  # sections an ablation may vary
 LR_GRID = "lr"  # a method's learning-rate candidates are the run methods <method>.lr=<value>
+LR_MARK = f"{VARIANT_SEP}{LR_GRID}="  # what a candidate's name adds to the run method it sweeps
 
 
 class GridError(ValueError):
@@ -110,53 +113,52 @@ def all_variants(params: Mapping[str, Any]) -> dict[str, Variant]:
 
 
 def lr_variants(params: Mapping[str, Any], method: str) -> list[Variant]:
-    """The learning-rate candidates of a method trained at several rates, one run method per rate.
+    """The learning-rate candidates of a run method trained at several rates, one run method per rate.
 
-    A method whose ``train.learning_rate`` (after its `method_overrides` entry) is a list trains once per value,
-    as ``<method>.lr=<value>``; the report keeps the value with the best mean validation score.
+    A method (or an ablation variant of one) whose ``train.learning_rate``, after its `method_overrides` entry,
+    is a list trains once per value, as ``<method>.lr=<value>``; the report keeps the value with the best mean
+    validation score.
 
     Args:
         params: validated parameters.
-        method: a method of KNOWN_METHODS.
+        method: a method of KNOWN_METHODS or an ablation variant run method (``adamix_adapter.num_experts=8``).
 
     Returns:
-        One Variant per rate (grid ``lr``), or [] when the method's rate is one number.
+        One Variant per rate (grid ``lr``, ``base`` the run method swept), or [] when the run method's rate is
+        one number or `method` is no run method of `params`.
     """
-    if method not in KNOWN_METHODS:
+    try:
+        rate = run_params(params, method)["train"]["learning_rate"]
+    except ParamsError:
         return []
-    rate = run_params(params, method)["train"]["learning_rate"]
     if not isinstance(rate, list):
         return []
     return [
-        Variant(
-            LR_GRID,
-            method,
-            ("train", "learning_rate"),
-            v,
-            f"{method}{VARIANT_SEP}{LR_GRID}={format_value(v)}",
-        )
+        Variant(LR_GRID, method, ("train", "learning_rate"), v, f"{method}{LR_MARK}{format_value(v)}")
         for v in rate
     ]
 
 
 def variant_override(params: Mapping[str, Any], method: str) -> tuple[str, dict[str, Any]]:
-    """The base method of a variant run method and the override that makes it.
+    """The run method a variant run method is made from, and the override that makes it.
+
+    ``<base>.<grid>=<value>`` is made from the method ``<base>``; ``<run method>.lr=<value>`` from the run method
+    it sweeps, itself a method or a variant.
 
     Raises:
         GridError: `method` is no variant of the grids in `params`, nor a learning-rate candidate.
     """
+    swept, lr_sep, _ = method.rpartition(LR_MARK)
     base, sep, rest = method.partition(VARIANT_SEP)
     grid = rest.partition("=")[0]
     grids = params.get("ablations", {}).get("grids", {})
-    candidates = []
-    if sep and grid in grids:
-        candidates = variants(params, grid)
-    if sep and grid == LR_GRID and not candidates:
-        candidates = lr_variants(params, base)
-    for variant in candidates:
+    found = [(swept, v) for v in lr_variants(params, swept)] if lr_sep else []
+    if sep and grid in grids:  # an ablation grid named "lr" varies the rate too: the same runs
+        found += [(base, v) for v in variants(params, grid)]
+    for parent, variant in found:
         if variant.method == method:
             section, key = variant.key
-            return base, {section: {key: variant.value}}
+            return parent, {section: {key: variant.value}}
     raise GridError(
         f"unknown method {method!r}: neither a method, a variant of 'ablations.grids', "
         "nor a learning rate of a method's 'train.learning_rate' list"
@@ -192,8 +194,8 @@ def run_params(params: Mapping[str, Any], method: str) -> dict[str, Any]:
 
 
 def runs(params: Mapping[str, Any]) -> list[tuple[str, str, int]]:
-    """Every (task, run method, seed) to train: the main grid (each learning-rate candidate of a method trained at
-    several rates), then the ablation variants, without repeats."""
+    """Every (task, run method, seed) to train: the main grid, then the ablation variants, without repeats; a run
+    method trained at several rates is replaced by its learning-rate candidates."""
     found: dict[tuple[str, str, int], None] = {}
     for task in params["tasks"]:
         for method in params["methods"]:
@@ -207,8 +209,10 @@ def runs(params: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     for task in ablations["tasks"]:
         for grid in ablations["grids"]:
             for variant in variants(params, grid):
-                for seed in seeds:
-                    found[(task, variant.method, seed)] = None
+                names = [v.method for v in lr_variants(params, variant.method)] or [variant.method]
+                for name in names:
+                    for seed in seeds:
+                        found[(task, name, seed)] = None
     return list(found)
 
 
@@ -242,6 +246,11 @@ def check_ablations(params: Mapping[str, Any], check_value) -> None:
         where = f"ablations.grids.{grid}"
         if not isinstance(grid, str) or not _GRID_NAME.match(grid):
             raise GridError(f"ablation grid names are lower-case words ([a-z0-9_]), got {grid!r}")
+        if grid == LR_GRID and isinstance(spec, Mapping) and spec.get("key") != "train.learning_rate":
+            raise GridError(
+                f"'{where}': the grid name {LR_GRID!r} names learning-rate runs (<method>.lr=<value>), so its "
+                f"key must be 'train.learning_rate', got {spec.get('key')!r}"
+            )
         if not isinstance(spec, Mapping) or set(spec) != {"method", "key", "values"}:
             raise GridError(
                 f"'{where}' must be a mapping with exactly 'method', 'key' and 'values', got {spec!r}"

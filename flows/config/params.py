@@ -174,16 +174,8 @@ def _check_ablations(params: Mapping[str, Any]) -> None:
         raise ParamsError(str(err), ("ablations", "grids")) from None
     for name, variant in variants.items():
         path = ("ablations", "grids", variant.grid)
-        run = run_params(params, name)
-        rate = run["train"]["learning_rate"]
-        # A variant is one run: a rate list sweeps the main grid only. (Grids without tasks never run.)
-        if isinstance(rate, list) and params["ablations"]["tasks"]:
-            raise ParamsError(
-                f"'{dotted(path)}': its run {name!r} would train at several learning rates {rate}; an ablated "
-                f"method needs one rate (set 'train.learning_rate' of {variant.base!r} to a number)",
-                path,
-            )
-        _check_run(run, path)
+        # A rate list the variant inherits sweeps it as it sweeps its method (flows.config.grid.lr_variants).
+        _check_run(run_params(params, name), path)
 
 
 def _check_tasks(params: Mapping[str, Any]) -> None:

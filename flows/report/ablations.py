@@ -2,7 +2,8 @@
 training-loss curves with and without expert sharing.
 
 Each grid's values are run methods (`flows.config.grid`): ``adamix_adapter.num_experts=8``, or the method itself for its
-own setting, whose results live beside the main ones in results/<task>/<run method>/seed<seed>.json. All files go
+own setting, whose results live beside the main ones in results/<task>/<run method>/seed<seed>.json; a run method
+trained at several rates enters at its rate chosen on validation, as in the main table. All files go
 into one folder, ``<reports>/ablations/``, that always exists (with a README.md saying why when it is empty), so
 DVC can declare it as one output whatever the grids are.
 """
@@ -20,6 +21,7 @@ import pandas as pd
 from ..config.grid import Variant, variants
 from .collect import Collected, Run, collect, read_runs, require_pairs
 from .plots import Cell, Table, plot_ablation, plot_loss_curves
+from .selection import RateChoice, candidate_runs, choose_rates, swept
 
 FOLDER = "ablations"
 SHARE_KEY = "adamix.share"  # the grid whose runs give the loss curves with and without sharing
@@ -49,16 +51,29 @@ def ablation_runs(params: Mapping[str, Any]) -> list[Run]:
 def collect_ablations(results_dir: str | Path, params: Mapping[str, Any]) -> Collected | None:
     """The ablation runs aggregated over seeds; None when `ablations.tasks` or `ablations.grids` is empty.
 
+    A grid's run method trained at several rates enters at its rate chosen on validation
+    (`flows.report.selection`).
+
     Raises:
         ReportError: a malformed result file, or a task/run method of a grid without any result (as the main
             table: missing seeds are counted and reported, a value never run at all is an error).
     """
+    return collect_ablations_and_rates(results_dir, params)[0]
+
+
+def collect_ablations_and_rates(
+    results_dir: str | Path, params: Mapping[str, Any]
+) -> tuple[Collected | None, list[RateChoice]]:
+    """`collect_ablations`, and the learning-rate choices made for the grids' run methods."""
     runs = ablation_runs(params)
     if not runs:
-        return None
-    records = read_runs(results_dir, runs)
+        return None, []
+    owners = swept(params, ablations=True)
+    direct = [run for run in runs if (run[0], run[1]) not in set(owners)]
+    candidates = candidate_runs(params, owners, ablation_seeds(params))
+    records, choices = choose_rates(read_runs(results_dir, direct + candidates), params, owners)
     require_pairs(results_dir, runs, records, "ablation task/method")
-    return collect(records, runs, params["report"]["primary_mode"])
+    return collect(records, runs, params["report"]["primary_mode"]), choices
 
 
 @dataclass

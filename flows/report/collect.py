@@ -15,9 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..config.grid import lr_variants
 from ..config.schema import INFERENCE_MODES
-from .selection import RateChoice, candidate_runs, choose_rates
+from .selection import RateChoice, candidate_runs, choose_rates, swept
 
 _KEYS = ["task", "method", "seed", "mode", "metric"]
 Run = tuple[str, str, int]  # (task, run method, seed)
@@ -160,8 +159,8 @@ def load_results_and_rates(
     """`load_results`, and the learning-rate choices made (one per task and method trained at several rates)."""
     if not any(Path(results_dir).glob("*/*/seed*.json")):
         raise ReportError(f"no result files in {results_dir} (expected <task>/<method>/seed<seed>.json)")
-    swept = {method for method in params["methods"] if lr_variants(params, method)}
-    direct = [run for run in main_runs(params) if run[1] not in swept]
+    owners = set(swept(params))
+    direct = [run for run in main_runs(params) if (run[0], run[1]) not in owners]
     records, choices = choose_rates(read_runs(results_dir, direct + candidate_runs(params)), params)
     require_pairs(results_dir, main_runs(params), records, "task/method")
     return records, choices

@@ -1,9 +1,9 @@
 """Learning-rate selection on validation: a method trained at several rates enters the tables at its best one.
 
 A method whose ``train.learning_rate`` is a list trains once per value, as the run methods ``<method>.lr=<value>``
-(`flows.config.grid`). Per task, the value with the best mean validation score over seeds (the primary metric,
-at the epoch each run kept: `train.select`) is the method's entry in every table; test scores never take part in
-the choice. Ties go to the value listed first.
+(`flows.config.grid`), and so does each of its ablation variants. Per task, the value with the best mean validation
+score over seeds (the primary metric, at the epoch each run kept: `train.select`) is the run method's entry in
+every table, main or ablation; test scores never take part in the choice. Ties go to the value listed first.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.grid import lr_variants
+from ..config.grid import lr_variants, variants
 
 
 @dataclass(frozen=True)
@@ -36,61 +36,75 @@ def validation_score(record: Mapping[str, Any]) -> float:
     return float(found[-1]) if found else math.nan
 
 
-def candidate_runs(params: Mapping[str, Any]) -> list[tuple[str, str, int]]:
-    """Every (task, `<method>.lr=<value>`, seed) run of the main methods that train at several rates."""
+Owner = tuple[str, str]  # (task, run method trained at several rates)
+
+
+def swept(params: Mapping[str, Any], ablations: bool = False) -> list[Owner]:
+    """The (task, run method) pairs that train at several rates: the main methods on the main tasks, or with
+    `ablations`, the grids' run methods (their variants and the method itself) on the ablation tasks."""
+    if not ablations:
+        pairs = [(task, method) for task in params["tasks"] for method in params["methods"]]
+    else:
+        pairs = [
+            (task, variant.method)
+            for grid in params["ablations"]["grids"]
+            for task in params["ablations"]["tasks"]
+            for variant in variants(params, grid)
+        ]
+    return [pair for pair in dict.fromkeys(pairs) if lr_variants(params, pair[1])]
+
+
+def candidate_runs(
+    params: Mapping[str, Any], owners: Sequence[Owner] | None = None, seeds: Sequence[int] | None = None
+) -> list[tuple[str, str, int]]:
+    """Every (task, `<run method>.lr=<value>`, seed) run of `owners` (default: `swept(params)`, the main
+    methods), over `seeds` (default: the main seeds)."""
+    owners = swept(params) if owners is None else owners
+    seeds = params["seeds"] if seeds is None else seeds
     return [
         (task, variant.method, seed)
-        for task in params["tasks"]
-        for method in params["methods"]
+        for task, method in owners
         for variant in lr_variants(params, method)
-        for seed in params["seeds"]
+        for seed in seeds
     ]
 
 
 def choose_rates(
-    records: Sequence[dict[str, Any]], params: Mapping[str, Any]
+    records: Sequence[dict[str, Any]], params: Mapping[str, Any], owners: Sequence[Owner] | None = None
 ) -> tuple[list[dict[str, Any]], list[RateChoice]]:
-    """Replace each learning-rate candidate's records by the chosen rate's, renamed to the method.
+    """Replace each learning-rate candidate's records by the chosen rate's, renamed to the run method it sweeps.
 
     Args:
         records: validated result records, candidates (`<method>.lr=<value>`) included.
-        params: validated parameters (`tasks`, `methods`).
+        params: validated parameters.
+        owners: the (task, run method) pairs to choose for; default `swept(params)`, the main methods.
 
     Returns:
-        The records with every candidate run removed and the chosen rate's runs under the method's own name
-        (copies, with ``learning_rate`` set), and one RateChoice per task and method that had candidates.
+        The records with every candidate run removed and the chosen rate's runs under the run method's own name
+        (copies, with ``learning_rate`` set), and one RateChoice per owner.
     """
-    by_method: dict[str, tuple[str, float]] = {
-        variant.method: (method, float(variant.value))
-        for method in params["methods"]
-        for variant in lr_variants(params, method)
+    owners = swept(params) if owners is None else owners
+    candidates = {
+        (task, v.method): (method, float(v.value))
+        for task, method in owners
+        for v in lr_variants(params, method)
     }
-    kept = [r for r in records if r["method"] not in by_method]
+    kept = [r for r in records if (r["task"], r["method"]) not in candidates]
     choices = []
-    for task in params["tasks"]:
-        for method in params["methods"]:
-            variants = lr_variants(params, method)
-            if not variants:
-                continue
-            scores: dict[float, tuple[float, int]] = {}
-            for variant in variants:
-                values = [
-                    validation_score(r)
-                    for r in records
-                    if r["task"] == task and r["method"] == variant.method
-                ]
-                finite = [v for v in values if math.isfinite(v)]
-                scores[float(variant.value)] = (
-                    sum(finite) / len(finite) if finite else math.nan,
-                    len(finite),
-                )
-            ranked = [lr for lr, (mean, n) in scores.items() if n]
-            chosen = max(ranked, key=lambda lr: scores[lr][0]) if ranked else None
-            choices.append(RateChoice(task, method, scores, chosen))
-            for r in records:
-                owner = by_method.get(r["method"])
-                if r["task"] == task and owner == (method, chosen):
-                    kept.append({**r, "method": method, "learning_rate": chosen, "run_method": r["method"]})
+    for task, method in owners:
+        scores: dict[float, tuple[float, int]] = {}
+        for variant in lr_variants(params, method):
+            values = [
+                validation_score(r) for r in records if r["task"] == task and r["method"] == variant.method
+            ]
+            finite = [v for v in values if math.isfinite(v)]
+            scores[float(variant.value)] = (sum(finite) / len(finite) if finite else math.nan, len(finite))
+        ranked = [lr for lr, (mean, n) in scores.items() if n]
+        chosen = max(ranked, key=lambda lr: scores[lr][0]) if ranked else None
+        choices.append(RateChoice(task, method, scores, chosen))
+        for r in records:
+            if candidates.get((task, r["method"])) == (method, chosen) and r["task"] == task:
+                kept.append({**r, "method": method, "learning_rate": chosen, "run_method": r["method"]})
     return kept, choices
 
 
@@ -108,7 +122,8 @@ def selection_section(choices: Sequence[RateChoice], labels: Mapping[str, str], 
         "## Learning rates chosen on validation",
         "",
         "Mean validation score x 100 over seeds (primary metric, at the epoch each run kept) per learning rate; "
-        "the rate in bold is the method's entry in the tables above. Test scores take no part in the choice.",
+        "the rate in bold is the run method's entry in its table (main or ablation). Test scores take no part in the "
+        "choice.",
         "",
         "| Task | Method | Learning rate: mean validation score |",
         "|---|---|---|",

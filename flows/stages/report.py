@@ -31,7 +31,7 @@ from ..report.ablations import (
     GridResult,
     ablation_markdown,
     ablation_outputs,
-    collect_ablations,
+    collect_ablations_and_rates,
     grid_results,
 )
 from ..report.collect import Collected, ReportError, collect, load_results, load_results_and_rates, main_runs
@@ -158,7 +158,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
     decimals, avg = params["report"]["decimals"], ["Avg"] if len(tasks) > 1 else []
     records, rate_choices = load_results_and_rates(results_dir, params)
     data = collect(records, main_runs(params), params["report"]["primary_mode"])
-    ablations = collect_ablations(results_dir, params)
+    ablations, ablation_rates = collect_ablations_and_rates(results_dir, params)
     _check_primary_metrics(data, ablations)
     grids = grid_results(ablations, params)
     columns = _columns(tasks, data)
@@ -198,7 +198,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
     markdown += "\n" + "\n".join(
         [
             nlg_section(data, methods, label, decimals),
-            selection_section(rate_choices, label, decimals),
+            selection_section(rate_choices + ablation_rates, label, decimals),
             ablation_markdown(grids, ablations, params, label),
             significance_section(tests, methods, label, decimals),
             comparison_section(paper_rows, data, params, label),

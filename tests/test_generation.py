@@ -238,6 +238,32 @@ def test_the_consistency_term_trains_on_generation_tasks(tmp_path, lm_dir):
     assert history[0]["consistency_loss"] > 0  # two views with different experts disagree on target tokens
 
 
+def test_generation_trains_on_the_fast_path_of_classification(tmp_path, lm_dir, monkeypatch):
+    """bf16 autocast around both views, computed as one batched forward, with target-only losses that stay finite."""
+    import adamix
+
+    seen = []
+    original = adamix.adamix_loss
+
+    def spy(forward, inputs, labels, **kwargs):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"), kwargs["batched"]))
+        out = original(forward, inputs, labels, **kwargs)
+        seen.append(out.loss.dtype)
+        return out
+
+    monkeypatch.setattr(adamix, "adamix_loss", spy)
+    write_generation_task(tmp_path)
+    params = tiny_params_for_generation(
+        tmp_path,
+        lm_dir,
+        train={"epochs": 1, "batch_size": 4, "max_length": 24, "precision": "bf16", "two_view": "batched"},
+    )
+    info = train_run(params, TASK, "adamix_lora", SEED, root=tmp_path, track=False)
+    assert seen and seen[0] == (True, torch.bfloat16, True)
+    assert seen[1] == torch.float32  # the loss is reduced in fp32 under autocast
+    assert all(v > 0 for v in info["step_loss"]) and info["epochs"] == 1
+
+
 def test_a_model_without_a_causal_lm_head_is_refused_for_generation(tmp_path, tiny_model_dir):
     write_generation_task(tmp_path)
     params = tiny_params_for_generation(tmp_path, tiny_model_dir)

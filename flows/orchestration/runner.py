@@ -6,6 +6,12 @@ spread over worker processes (several small runs share one GPU well)::
 
     python -m flows.orchestration.runner --profile ablations --workers 8            # then: dvc commit, to adopt the outputs
     python -m flows.orchestration.runner --profile smoke --no-track                 # without MLflow
+    python -m flows.orchestration.runner --profile ablations --workers 8 --resume   # after a crash: the rest only
+
+`--resume` keeps every run that already has its result file (results/<task>/<method>/seed<seed>.json, written
+last, atomically, by the evaluate stage) and trains only the others. It trusts those results as they are: use it
+to finish a sweep that stopped, or to extend a finished one with more runs under the same settings, never after
+changing a setting the kept runs depend on (`dvc repro` tracks that; this runner does not).
 
 Exit code 2 on bad input (named in one line), 1 if a run fails (the others still finish; the report is skipped).
 """
@@ -40,7 +46,9 @@ def _one_run(params: dict, task: str, method: str, seed: int, track: bool, worke
     return f"{task}/{method}/seed{seed}", time.perf_counter() - started
 
 
-def run_all(params: dict, *, workers: int = 1, track: bool = True, skip_prepare: bool = False) -> int:
+def run_all(
+    params: dict, *, workers: int = 1, track: bool = True, skip_prepare: bool = False, resume: bool = False
+) -> int:
     """Prepare, split, then train/merge/evaluate every run of the grid, then report.
 
     Args:
@@ -48,6 +56,7 @@ def run_all(params: dict, *, workers: int = 1, track: bool = True, skip_prepare:
         workers: worker processes for the runs (1 = in this process, one after another).
         track: record runs in MLflow.
         skip_prepare: use the tasks already in data/prepared (prepared where the sources are) as they are.
+        resume: leave out the runs that already have a result file (see the module docstring).
 
     Returns:
         The number of failed runs (0 = the report was written).
@@ -68,6 +77,10 @@ def run_all(params: dict, *, workers: int = 1, track: bool = True, skip_prepare:
             prepare(params, task)
             prepared.add(task)
         split_for_seed(params, task, seed)
+    if resume:
+        done = [run for run in grid if paths.result_path(*run).is_file()]
+        grid = [run for run in grid if run not in set(done)]
+        print(f"--resume: {len(done)} runs kept as they are, {len(grid)} to run")
     failed = 0
     bar = tqdm(total=len(grid), desc="runs", unit="run")
     if workers <= 1:
@@ -113,11 +126,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-prepare", action="store_true", help="use data/prepared as it is (prepared on another machine)"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="train only the runs without a result file; the others are kept as they are (same settings only)",
+    )
     failed = []
 
     def stage(params: dict, args: argparse.Namespace) -> None:
         failed.append(
-            run_all(params, workers=args.workers, track=not args.no_track, skip_prepare=args.skip_prepare)
+            run_all(
+                params,
+                workers=args.workers,
+                track=not args.no_track,
+                skip_prepare=args.skip_prepare,
+                resume=args.resume,
+            )
         )
 
     code = run_stage(parser, argv, stage, default_params="params.yaml")

@@ -78,9 +78,9 @@ def run_all(
             prepared.add(task)
         split_for_seed(params, task, seed)
     if resume:
-        done = [run for run in grid if paths.result_path(*run).is_file()]
-        grid = [run for run in grid if run not in set(done)]
-        print(f"--resume: {len(done)} runs kept as they are, {len(grid)} to run")
+        kept = len(grid)
+        grid = [run for run in grid if not paths.result_path(*run).is_file()]
+        print(f"--resume: {kept - len(grid)} runs kept as they are, {len(grid)} to run")
     failed = 0
     bar = tqdm(total=len(grid), desc="runs", unit="run")
     if workers <= 1:

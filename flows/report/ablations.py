@@ -69,7 +69,8 @@ def collect_ablations_and_rates(
     if not runs:
         return None, []
     owners = swept(params, ablations=True)
-    direct = [run for run in runs if (run[0], run[1]) not in set(owners)]
+    owned = set(owners)
+    direct = [run for run in runs if (run[0], run[1]) not in owned]
     candidates = candidate_runs(params, owners, ablation_seeds(params))
     records, choices = choose_rates(read_runs(results_dir, direct + candidates), params, owners)
     require_pairs(results_dir, runs, records, "ablation task/method")

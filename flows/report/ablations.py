@@ -19,9 +19,9 @@ from typing import Any
 import pandas as pd
 
 from ..config.grid import Variant, variants
-from .collect import Collected, Run, collect, read_runs, require_pairs
+from .collect import Collected, Run, collect, read_with_rates
 from .plots import Cell, Table, plot_ablation, plot_loss_curves
-from .selection import RateChoice, candidate_runs, choose_rates, swept
+from .selection import RateChoice, swept
 
 FOLDER = "ablations"
 SHARE_KEY = "adamix.share"  # the grid whose runs give the loss curves with and without sharing
@@ -68,12 +68,14 @@ def collect_ablations_and_rates(
     runs = ablation_runs(params)
     if not runs:
         return None, []
-    owners = swept(params, ablations=True)
-    owned = set(owners)
-    direct = [run for run in runs if (run[0], run[1]) not in owned]
-    candidates = candidate_runs(params, owners, ablation_seeds(params))
-    records, choices = choose_rates(read_runs(results_dir, direct + candidates), params, owners)
-    require_pairs(results_dir, runs, records, "ablation task/method")
+    records, choices = read_with_rates(
+        results_dir,
+        params,
+        runs,
+        swept(params, ablations=True),
+        ablation_seeds(params),
+        "ablation task/method",
+    )
     return collect(records, runs, params["report"]["primary_mode"]), choices
 
 

@@ -159,10 +159,27 @@ def load_results_and_rates(
     """`load_results`, and the learning-rate choices made (one per task and method trained at several rates)."""
     if not any(Path(results_dir).glob("*/*/seed*.json")):
         raise ReportError(f"no result files in {results_dir} (expected <task>/<method>/seed<seed>.json)")
-    owners = set(swept(params))
-    direct = [run for run in main_runs(params) if (run[0], run[1]) not in owners]
-    records, choices = choose_rates(read_runs(results_dir, direct + candidate_runs(params)), params)
-    require_pairs(results_dir, main_runs(params), records, "task/method")
+    return read_with_rates(
+        results_dir, params, main_runs(params), swept(params), params["seeds"], "task/method"
+    )
+
+
+def read_with_rates(
+    results_dir: str | Path,
+    params: Mapping[str, Any],
+    runs: list[Run],
+    owners: list[tuple[str, str]],
+    seeds: Iterable[int],
+    what: str,
+) -> tuple[list[dict[str, Any]], list[RateChoice]]:
+    """The records of `runs`, each of `owners` (task, run method) read from its learning-rate candidates over
+    `seeds` and replaced by the rate chosen on validation; every run must have a result (`what` names them in
+    the error)."""
+    owned = set(owners)
+    direct = [run for run in runs if (run[0], run[1]) not in owned]
+    candidates = candidate_runs(params, owners, list(seeds))
+    records, choices = choose_rates(read_runs(results_dir, direct + candidates), params, owners)
+    require_pairs(results_dir, runs, records, what)
     return records, choices
 
 

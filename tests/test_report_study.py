@@ -152,7 +152,25 @@ def test_an_arm_without_results_is_named(tmp_path: Path, capsys: pytest.CaptureF
     assert "arm 'LoRA'" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
-def test_the_committed_fidelity_study_file_loads() -> None:
-    spec = study.load_study(ROOT / "reports" / "fidelity" / "study.yaml")
+STUDIES = sorted((ROOT / "reports" / "fidelity").glob("study*.yaml"))
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
+def test_the_committed_fidelity_study_files_load(path: Path) -> None:
+    spec = study.load_study(path)
     profiles = {arm["profile"] for arm in spec["arms"]}
     assert all((ROOT / "profiles" / f"{p}.yaml").is_file() for p in profiles)
+
+
+# The studies whose runs' result files are committed under reports/fidelity/runs/ (the others read /tmp/fid).
+REBUILT = {"study-short.yaml": "short-study", "study-pair.yaml": "pair"}
+
+
+@pytest.mark.parametrize("name", sorted(REBUILT))
+def test_a_committed_study_is_what_its_committed_result_files_give(name: str, tmp_path: Path) -> None:
+    """The numbers in reports/fidelity/<study>/ come from the committed runs, unedited."""
+    fidelity = ROOT / "reports" / "fidelity"
+    argv = [str(fidelity / name), "--runs", str(fidelity / "runs"), "--out", str(tmp_path)]
+    assert study.main(argv) == 0
+    for output in ("study.md", "arms.csv", "comparisons.csv"):
+        assert (tmp_path / output).read_text() == (fidelity / REBUILT[name] / output).read_text(), output

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ..config.schema import INFERENCE_MODES
-from .selection import RateChoice, candidate_runs, choose_rates, swept
+from .selection import Owner, RateChoice, candidate_runs, choose_rates, swept
 
 _KEYS = ["task", "method", "seed", "mode", "metric"]
 Run = tuple[str, str, int]  # (task, run method, seed)
@@ -168,7 +168,7 @@ def read_with_rates(
     results_dir: str | Path,
     params: Mapping[str, Any],
     runs: list[Run],
-    owners: list[tuple[str, str]],
+    owners: list[Owner],
     seeds: Iterable[int],
     what: str,
 ) -> tuple[list[dict[str, Any]], list[RateChoice]]:

@@ -20,8 +20,8 @@ class ExpertLinear(nn.Module):
     Routing (PAPER.md): in train mode each forward draws one expert uniformly at random and sends the whole
     batch through it; with `route_groups = G > 1` the leading batch dimension is split into G equal groups, each
     through its own independently drawn expert, in one batched matmul (the two views of the consistency term in
-    one forward). In eval mode `inference` decides: "merge" uses the averaged weights (recomputed whenever the
-    weights change, cached otherwise), "random" draws one expert per example, "random_token" one per token,
+    one forward). In eval mode `inference` decides: "merge" uses the averaged weights (recomputed at every
+    forward, never cached), "random" draws one expert per example, "random_token" one per token,
     "fixed" always uses `fixed_expert`.
     """
 
@@ -48,7 +48,6 @@ class ExpertLinear(nn.Module):
         # None: draws come from torch's global RNG (shared with dropout). `adamix.shared_routing` sets one
         # dedicated generator on every mixture of a model, so that several processes can draw alike.
         self.routing_generator: torch.Generator | None = None
-        self._merged_cache: tuple[tuple, torch.Tensor, torch.Tensor | None] | None = None
 
     @property
     def num_experts(self) -> int:
@@ -68,7 +67,6 @@ class ExpertLinear(nn.Module):
             self.bias.copy_(
                 (bias if bias is not None else torch.zeros_like(self.bias[0])).expand_as(self.bias)
             )
-        self._merged_cache = None
 
     @torch.no_grad()
     def init_independent(self, std: float) -> None:
@@ -76,7 +74,6 @@ class ExpertLinear(nn.Module):
         self.weight.normal_(0.0, std)
         if self.bias is not None:
             self.bias.zero_()
-        self._merged_cache = None
 
     @torch.no_grad()
     def collapse(self) -> None:
@@ -86,7 +83,6 @@ class ExpertLinear(nn.Module):
         self.weight = nn.Parameter(self.weight.mean(0, keepdim=True), requires_grad=self.weight.requires_grad)
         if self.bias is not None:
             self.bias = nn.Parameter(self.bias.mean(0, keepdim=True), requires_grad=self.bias.requires_grad)
-        self._merged_cache = None
 
     def _single(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(weight, bias) of a stack of one. `squeeze` rather than `[0]`: its backward is a view, where indexing
@@ -94,21 +90,16 @@ class ExpertLinear(nn.Module):
         return self.weight.squeeze(0), None if self.bias is None else self.bias.squeeze(0)
 
     def merged_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Uniformly averaged (weight, bias), from the current parameters (never stale)."""
+        """Uniformly averaged (weight, bias), computed from the current parameters at every call.
+
+        Nothing is cached: a cache keyed on `Parameter._version` went stale under the fused AdamW kernel (it
+        updates in place without bumping the version), so evaluation during training read old experts. The
+        average is M * in * out additions, small beside the matmul it feeds; deployment collapses the experts
+        once (`merge_and_unload`) and pays nothing at all.
+        """
         if self.num_experts == 1:
             return self._single()
-        differentiable = torch.is_grad_enabled() and self.weight.requires_grad
-        if differentiable:
-            return self.weight.mean(0), None if self.bias is None else self.bias.mean(0)
-        # Parameters bump `_version` on every in-place update (optimizer step, load_state_dict, copy_), so the
-        # key changes whenever the experts do: evaluation during training never sees stale merged weights.
-        key = (self.weight._version, self.weight.data_ptr(), self.weight.device, self.weight.dtype)
-        if self.bias is not None:
-            key += (self.bias._version, self.bias.data_ptr())
-        if self._merged_cache is None or self._merged_cache[0] != key:
-            bias = None if self.bias is None else self.bias.detach().mean(0)
-            self._merged_cache = (key, self.weight.detach().mean(0), bias)
-        return self._merged_cache[1], self._merged_cache[2]
+        return self.weight.mean(0), None if self.bias is None else self.bias.mean(0)
 
     def _draw(self, count: int, device: torch.device) -> torch.Tensor:
         """`count` expert indices drawn uniformly, as a device tensor (no host sync, compile-friendly)."""
@@ -254,7 +245,6 @@ class AdaMixLoRALayer(AdaMixLayer):
         if expert_init == "independent":  # each A expert its own kaiming draw
             for expert in self.adamix_A.weight.data:
                 nn.init.kaiming_uniform_(expert, a=math.sqrt(5))
-            self.adamix_A._merged_cache = None
         else:
             a = torch.empty(rank, self.in_features, device=ref.device, dtype=ref.dtype)
             nn.init.kaiming_uniform_(a, a=math.sqrt(5))  # as LoRA / PEFT; B = 0 so the update starts at zero

@@ -1,4 +1,4 @@
-"""Layer-level checks: parity with PEFT's LoRA, Conv1D layout, routing cost, the merged-weight cache."""
+"""Layer-level checks: parity with PEFT's LoRA, Conv1D layout, routing cost, merged weights that follow updates."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_route_groups_split_the_batch():
         proj(torch.randn(5, 4))
 
 
-def test_merged_weights_cache_follows_in_place_updates():
+def test_merged_weights_follow_in_place_updates():
     proj = ExpertLinear(4, 3, 2).eval()
     torch.nn.init.normal_(proj.weight)
     x = torch.randn(2, 3)

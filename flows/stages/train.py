@@ -327,7 +327,7 @@ def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def _load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Put kept trainable parameters back in place (in-place copies: merged-weight caches see the change)."""
+    """Put kept trainable parameters back in place (in-place copies: the optimizer keeps its references)."""
     for name, p in model.named_parameters():
         if name in state:
             p.copy_(state[name])

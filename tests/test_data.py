@@ -420,3 +420,18 @@ def test_failure_of_the_final_rename_restores_the_previous_output(tmp_path, monk
         prepare_task("mine", datasets_cfg, {**SMALL_CFG, "split_seed": 5}, tmp_path / "out")
     assert _bytes(tmp_path / "out") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "out"]
+
+
+def test_test_from_unused_grows_test_and_leaves_train_and_validation_as_they_were(tmp_path):
+    capped_cfg = {**DATA_CFG, "max_train_examples": 1000, "max_eval_examples": 1000, "validation_size": 300}
+    plain = prepare_task("rotten_tomatoes", {}, capped_cfg, tmp_path / "plain")
+    large = prepare_task("rotten_tomatoes", {}, {**capped_cfg, "test_from_unused": True}, tmp_path / "large")
+    for split in ("train", "validation"):
+        assert (large / f"{split}.jsonl").read_bytes() == (plain / f"{split}.jsonl").read_bytes()
+    held_out, grown = load_split(plain, "test"), load_split(large, "test")
+    assert grown[: len(held_out)] == held_out  # the held-out test examples first, unchanged
+    meta = read_meta(large)
+    assert meta["splits"]["test"] == 1000 + meta["test_from_unused"] and meta["test_from_unused"] > 6000
+    used = {(e["text_a"], e["text_b"]) for split in ("train", "validation") for e in load_split(large, split)}
+    assert not used & set(_texts(large, "test")) and len(set(_texts(large, "test"))) == len(grown)
+    assert "test_from_unused" not in read_meta(plain)  # the default's prepared bytes are unchanged

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
         "validation_size": 300,
         "test_size": 1000,
         "split_seed": 0,
+        "test_from_unused": False,
         "glue_dir": None,
         "fewshot_dir": None,
         "bigbench_archive": None,

@@ -124,6 +124,11 @@ class DataSection(_Section):
     split_seed: NaturalInt = Field(
         description="seed of every split and subsample (independent of training seeds)"
     )
+    test_from_unused: Flag = Field(
+        description="classification: every example the caps leave out of train, validation and test joins the "
+        "test split (after the held-out test examples), for studies that need a larger test set; train and "
+        "validation are unchanged"
+    )
     glue_dir: OptionalText = Field(
         description="local folder with the GLUE data, for GLUE tasks; null = the Hub"
     )

@@ -37,6 +37,8 @@ def build_generation(
     Raises:
         DataError: An empty source or reference, or too few training sources to carve the evaluation splits.
     """
+    if data_cfg.get("test_from_unused"):
+        raise DataError(f"task '{source.name}': data.test_from_unused is for classification tasks only")
     seed = data_cfg["split_seed"]
     dropped = {"duplicate": 0, "overlap": 0, "malformed": source.malformed}
     deduplicated = {}

@@ -238,10 +238,14 @@ def _build(
         fixed[split], unique = stratified_take(unique, count, seed, split, stratify)
     caps = {"train": data_cfg["max_train_examples"]}
     splits = {"train": unique, "validation": fixed.pop("validation"), "test": fixed.pop("test"), **fixed}
+    unused: list[Example] = []
     for split, examples in splits.items():
         cap = caps.get(split, data_cfg["max_eval_examples"])
         if cap is not None and len(examples) > cap:
-            splits[split] = stratified_take(examples, cap, seed, f"cap-{split}", stratify)[0]
+            splits[split], rest = stratified_take(examples, cap, seed, f"cap-{split}", stratify)
+            unused += rest
+    if data_cfg.get("test_from_unused"):  # a larger test split; train and validation stay as they are
+        splits["test"] = splits["test"] + unused
 
     meta = {
         "task": source.name,
@@ -257,6 +261,8 @@ def _build(
         "source": source.description,
         "dropped": dropped,
     }
+    if data_cfg.get("test_from_unused"):
+        meta["test_from_unused"] = len(unused)  # test examples taken from what the caps left out
     return splits, meta
 
 

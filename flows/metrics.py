@@ -102,3 +102,19 @@ _SCORERS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "pearson": _correlation(stats.pearsonr),
     "spearman": _correlation(stats.spearmanr),
 }
+
+
+def pack_values(values: Sequence) -> str | list[float]:
+    """Per-example class ids as one string of digits (one character per example, labels 0-9), compact in a JSON
+    result file; regression values (or class ids of 10 or more) as a list, floats rounded to 6 significant digits.
+    `unpack_values` reads either back."""
+    if all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 9 for v in values):
+        return "".join(str(v) for v in values)
+    return [v if isinstance(v, int) else float(f"{v:.6g}") for v in values]
+
+
+def unpack_values(packed: str | Sequence) -> np.ndarray:
+    """The per-example values `pack_values` wrote: int class ids from a digit string, else the list as an array."""
+    if isinstance(packed, str):
+        return np.frombuffer(packed.encode("ascii"), dtype=np.uint8).astype(np.int64) - ord("0")
+    return np.asarray(packed)

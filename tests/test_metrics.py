@@ -109,3 +109,14 @@ def test_metric_values_do_not_warn(recwarn):
     compute_metrics(["f1", "macro_f1", "matthews"], [0, 0, 0], [0, 0, 0])
     compute_metrics(["pearson", "spearman"], [2.0, 2.0, 2.0], [1.0, 2.0, 3.0])
     assert [str(w.message) for w in recwarn] == []
+
+
+def test_packed_values_round_trip():
+    from flows.metrics import pack_values, unpack_values
+
+    assert pack_values([0, 1, 2, 9]) == "0129"
+    assert list(unpack_values(pack_values([0, 1, 2, 9]))) == [0, 1, 2, 9]
+    assert pack_values([3, 12]) == [3, 12]  # a class id of two digits: a list
+    assert list(unpack_values(pack_values([3, 12]))) == [3, 12]
+    assert pack_values([0.1234567891, -2.5]) == [0.123457, -2.5]
+    assert list(unpack_values(pack_values([0.1234567891, -2.5]))) == [0.123457, -2.5]

@@ -134,6 +134,26 @@ def test_evaluate_writes_every_inference_mode(project: dict, method: str) -> Non
     )
 
 
+
+@pytest.mark.parametrize("method", ["adamix_adapter", "adapter"])
+def test_evaluate_keeps_every_prediction_and_gold_label(project: dict, method: str) -> None:
+    """Per-example predictions in every mode, from which each mode's accuracy is recomputed exactly."""
+    from flows.data import load_split
+    from flows.metrics import unpack_values
+
+    result = project["evaluate"][method]
+    split = paths.split_dir(TASK, SEED, project["root"])
+    gold = [e["label"] for e in load_split(split, "test")]
+    assert list(unpack_values(result["labels"]["test"])) == gold
+    assert set(result["predictions"]) == set(result["modes"])
+    for mode, by_split in result["predictions"].items():
+        predicted = unpack_values(by_split["test"])
+        assert len(predicted) == len(gold)
+        assert (predicted == gold).mean() == pytest.approx(result["modes"][mode]["accuracy"], abs=1e-12)
+    validation = [e["label"] for e in load_split(split, "validation")]
+    assert result["validation_majority"] == max(validation.count(c) for c in set(validation)) / len(validation)
+
+
 def test_report_tables_and_plots(project: dict) -> None:
     out = paths.reports_dir(project["root"], project["params"])
     summary = project["report"]

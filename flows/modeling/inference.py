@@ -41,8 +41,15 @@ def score(
     """The task's metrics on `examples` (a generation task: the validation BLEU of its cheap decoding)."""
     if is_generation(meta):
         return validation_bleu(model, examples, meta, tokenizer, params, device)
+    return predict_and_score(model, examples, meta, tokenizer, params, device)[0]
+
+
+def predict_and_score(
+    model: nn.Module, examples: list[dict], meta: dict, tokenizer, params: dict, device
+) -> tuple[dict[str, float], list]:
+    """A classification or regression task's metrics on `examples`, and the predictions they were computed from."""
     predictions = predict(model, examples, tokenizer, params, device)
-    return compute_metrics(meta["metrics"], predictions, [e["label"] for e in examples])
+    return compute_metrics(meta["metrics"], predictions, [e["label"] for e in examples]), predictions
 
 
 def validation_bleu(

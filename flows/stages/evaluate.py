@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -15,9 +16,10 @@ import adamix
 from ..config import paths
 from ..config.grid import base_method, run_params
 from ..data import load_split, read_meta
+from ..metrics import pack_values
 from ..modeling.base import pick_device
 from ..modeling.generation import is_generation
-from ..modeling.inference import deployable, score, score_generation
+from ..modeling.inference import deployable, predict_and_score, score_generation
 from ..modeling.models import cap_max_length, load_run_model, load_tokenizer, method_spec
 
 
@@ -45,6 +47,7 @@ def evaluate_run(
 
     generation = is_generation(meta)
     outputs: dict[str, dict[str, list[str]]] = {}  # generation: mode -> split -> decoded texts
+    predictions: dict[str, dict[str, str | list]] = {}  # classification: mode -> split -> packed predictions
     unavailable: dict[str, str] = {}  # generation: metric -> why it could not run here
 
     def score_all(model: nn.Module, mode: str) -> dict[str, float]:
@@ -60,7 +63,8 @@ def evaluate_run(
                 outputs.setdefault(mode, {})[name] = texts
                 unavailable.update(metrics.pop("unavailable"))  # metrics that cannot run here (no Java): None
             else:
-                metrics = score(model, examples, meta, tokenizer, run, device)
+                metrics, values = predict_and_score(model, examples, meta, tokenizer, run, device)
+                predictions.setdefault(mode, {})[name] = pack_values(values)
             for metric, value in metrics.items():
                 out[metric if name == "test" else f"{name}/{metric}"] = value
         return out
@@ -102,6 +106,8 @@ def evaluate_run(
             {"source": e["text_a"], "references": e.get("references") or [e["label"]]} for e in data["test"]
         ]
         result["unavailable"] = unavailable
+    else:  # per-example predictions and gold labels, for paired bootstraps and McNemar tests over examples
+        result.update(_per_example(predictions, data, split, meta))
     out = paths.result_path(task, method, seed, root)
     _write_json_atomic(out, result)
     if track:
@@ -120,6 +126,20 @@ def evaluate_run(
                 deployed = paths.merged_dir if counts["merged"] else paths.run_dir
                 log_deployed_model(mlrun, target, run, spec, meta, deployed(task, method, seed, root), split)
     return result
+
+
+def _per_example(predictions: dict, data: dict[str, list[dict]], split: Path, meta: dict) -> dict:
+    """The result file's per-example fields: predictions (mode -> split -> packed), gold labels (split ->
+    packed) and, for classification, the share of the majority class in validation (the score of a model
+    that always predicts it: the plateau a run must leave)."""
+    fields = {
+        "predictions": predictions,
+        "labels": {name: pack_values([e["label"] for e in examples]) for name, examples in data.items()},
+    }
+    if not meta.get("is_regression"):
+        counts = Counter(e["label"] for e in load_split(split, "validation"))
+        fields["validation_majority"] = max(counts.values()) / sum(counts.values()) if counts else None
+    return fields
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:

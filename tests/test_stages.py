@@ -134,7 +134,6 @@ def test_evaluate_writes_every_inference_mode(project: dict, method: str) -> Non
     )
 
 
-
 @pytest.mark.parametrize("method", ["adamix_adapter", "adapter"])
 def test_evaluate_keeps_every_prediction_and_gold_label(project: dict, method: str) -> None:
     """Per-example predictions in every mode, from which each mode's accuracy is recomputed exactly."""
@@ -151,7 +150,9 @@ def test_evaluate_keeps_every_prediction_and_gold_label(project: dict, method: s
         assert len(predicted) == len(gold)
         assert (predicted == gold).mean() == pytest.approx(result["modes"][mode]["accuracy"], abs=1e-12)
     validation = [e["label"] for e in load_split(split, "validation")]
-    assert result["validation_majority"] == max(validation.count(c) for c in set(validation)) / len(validation)
+    assert result["validation_majority"] == max(validation.count(c) for c in set(validation)) / len(
+        validation
+    )
 
 
 def test_report_tables_and_plots(project: dict) -> None:

@@ -23,12 +23,14 @@ def make_result(
     extra: dict[str, float] | None = None,
     model: str = "minilm",
     step_loss: list[float] | None = None,
+    validation: float | None = None,
 ) -> dict:
     """One result record: `score` is the primary metric in merge mode (AdaMix) or the single mode.
 
     Args:
         extra: other metrics, as offsets from `score` (e.g. {"f1": 0.01}).
         step_loss: per-step task loss; default a short decreasing curve.
+        validation: the primary metric on validation at the last epoch; default none recorded.
     """
 
     def scores(value: float) -> dict[str, float]:
@@ -41,6 +43,7 @@ def make_result(
         else {"single": scores(score)}
     )
     steps = step_loss if step_loss is not None else [1.0 / (1 + step) for step in range(8)]
+    last = {} if validation is None else {f"validation/{metric}": validation}
     return {
         "task": task,
         "method": method,
@@ -52,7 +55,7 @@ def make_result(
         "modes": modes,
         "history": [
             {"epoch": 1, "train_loss": sum(steps[:4]) / 4},
-            {"epoch": 2, "train_loss": sum(steps[4:]) / 4},
+            {"epoch": 2, "train_loss": sum(steps[4:]) / 4, **last},
         ],
         "step_loss": steps,
     }

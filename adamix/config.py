@@ -107,9 +107,8 @@ class AdaMixConfig:
             "'independent': every expert of every projection its own draw, as the official NLU adapter code "
             "(its init_weights re-draws each deep-copied nn.Linear): adapter down and up from N(0, init_std) "
             "with zero biases, so up is not zero; LoRA: each A expert its own kaiming draw, B zero. The default "
-            "is 'identical' because the fidelity study (reports/fidelity/) found it no worse: at 625 steps on "
-            "Rotten Tomatoes with MiniLM, 77.5 +- 0.8 (identical) against 75.9 +- 1.4 (independent), each at its "
-            "validation-chosen rate, 3 seeds, paired p = 0.24."
+            "is 'identical': the paper motivates merging by experts from one initialisation; "
+            "reports/fidelity/ compares the two."
         },
     )
     init_std: float | None = field(

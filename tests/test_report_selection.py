@@ -10,7 +10,7 @@ from report_fixtures import RT, SEEDS, make_result, report_params, write_result
 
 from flows.config import grid
 from flows.report.curves import SPREAD, history_curves, learning_curves
-from flows.report.selection import choose_rates, validation_score
+from flows.report.selection import choose_rates, selection_section, validation_score
 from flows.stages.report import build_report
 
 RATES = [1.0e-3, 3.0e-3, 1.0e-2]
@@ -70,6 +70,22 @@ def test_choose_rates_renames_the_chosen_runs_and_drops_the_others() -> None:
         ("adapter", 3.0e-3, "adapter.lr=0.003")
     ]
     assert choices[0].chosen == 3.0e-3 and choices[0].candidates[1.0e-2] == (0.60, 1)
+
+
+@pytest.mark.parametrize("order", [[3.0e-3, 1.0e-3, 1.0e-2], [1.0e-2, 1.0e-3, 3.0e-3]])
+def test_a_tie_goes_to_the_smallest_rate_whatever_the_grid_order(order: list[float]) -> None:
+    params = report_params(tasks=[RT], methods=["adapter"])
+    params["train"]["learning_rate"] = order
+    scores = {1.0e-3: 0.70, 3.0e-3: 0.80, 1.0e-2: 0.80}  # 3e-3 and 1e-2 tie on validation
+    records = []
+    for rate, val in scores.items():
+        record = make_result(RT, f"adapter.lr={rate}", 13, 0.5)
+        record["selection"] = {"validation": {"validation/accuracy": val}}
+        records.append(record)
+    _, (choice,) = choose_rates(records, params)
+    assert choice.chosen == 3.0e-3 and choice.tied == (3.0e-3, 1.0e-2)
+    section = selection_section([choice], {}, 1)
+    assert "(a tie, the smallest rate kept)" in section
 
 
 def test_validation_score_falls_back_to_the_last_validated_epoch() -> None:

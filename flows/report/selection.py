@@ -24,6 +24,7 @@ class RateChoice:
     method: str
     candidates: dict[float, tuple[float, int]]  # learning rate -> (mean validation score, runs found)
     chosen: float | None  # None when no candidate has a result
+    tied: tuple[float, ...] = ()  # the rates sharing the best mean when several do (the smallest is chosen)
 
 
 def validation_score(record: Mapping[str, Any]) -> float:
@@ -99,13 +100,23 @@ def choose_rates(
             ]
             finite = [v for v in values if math.isfinite(v)]
             scores[float(variant.value)] = (sum(finite) / len(finite) if finite else math.nan, len(finite))
-        ranked = [lr for lr, (mean, n) in scores.items() if n]
-        chosen = max(ranked, key=lambda lr: scores[lr][0]) if ranked else None
-        choices.append(RateChoice(task, method, scores, chosen))
+        chosen, tied = _best_rate(scores)
+        choices.append(RateChoice(task, method, scores, chosen, tied))
         for r in records:
             if candidates.get((task, r["method"])) == (method, chosen) and r["task"] == task:
                 kept.append({**r, "method": method, "learning_rate": chosen, "run_method": r["method"]})
     return kept, choices
+
+
+def _best_rate(scores: Mapping[float, tuple[float, int]]) -> tuple[float | None, tuple[float, ...]]:
+    """(the rate with the best mean validation score, the rates tied with it). A tie (means within 1e-9) goes to
+    the smallest rate, whatever order the grid lists them in: the choice must not depend on how it was written."""
+    ranked = {lr: mean for lr, (mean, n) in scores.items() if n}
+    if not ranked:
+        return None, ()
+    best = max(ranked.values())
+    tied = tuple(sorted(lr for lr, mean in ranked.items() if best - mean <= 1e-9))
+    return tied[0], tied if len(tied) > 1 else ()
 
 
 def format_rate(value: float) -> str:
@@ -133,5 +144,6 @@ def selection_section(choices: Sequence[RateChoice], labels: Mapping[str, str], 
         for lr, (mean, n) in choice.candidates.items():
             text = f"{format_rate(lr)}: " + (f"{mean * 100:.{decimals}f}" if n else "n/a")
             cells.append(f"**{text}**" if lr == choice.chosen else text)
-        lines.append(f"| {choice.task} | {labels.get(choice.method, choice.method)} | {', '.join(cells)} |")
+        tie = " (a tie, the smallest rate kept)" if choice.tied else ""
+        lines.append(f"| {choice.task} | {labels.get(choice.method, choice.method)} | {', '.join(cells)}{tie} |")
     return "\n".join(lines) + "\n"

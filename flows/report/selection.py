@@ -145,5 +145,7 @@ def selection_section(choices: Sequence[RateChoice], labels: Mapping[str, str], 
             text = f"{format_rate(lr)}: " + (f"{mean * 100:.{decimals}f}" if n else "n/a")
             cells.append(f"**{text}**" if lr == choice.chosen else text)
         tie = " (a tie, the smallest rate kept)" if choice.tied else ""
-        lines.append(f"| {choice.task} | {labels.get(choice.method, choice.method)} | {', '.join(cells)}{tie} |")
+        lines.append(
+            f"| {choice.task} | {labels.get(choice.method, choice.method)} | {', '.join(cells)}{tie} |"
+        )
     return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""Evaluation metrics of the pipeline's tasks: accuracy, F1 and Matthews from scikit-learn, correlations from scipy.
+"""Evaluation metrics of the pipeline's tasks: F1 and Matthews from scikit-learn, correlations from scipy.
 
 Every degenerate case has a defined value instead of a NaN or a crash, scikit-learn's conventions: an F1 whose
 denominator is zero is 0.0 (`zero_division=0.0`), a Matthews coefficient whose denominator is zero (a constant
@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
-from scipy import stats
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+# scikit-learn and scipy are imported inside the scorers that use them: they take ~2.5 s to import, and every
+# stage process that only needs the metric names (prepare, train) would pay it (issue 27).
 
 METRICS: tuple[str, ...] = ("accuracy", "f1", "macro_f1", "matthews", "pearson", "spearman")
 """Supported metric names. `f1` is binary F1 of the positive class 1; `macro_f1` averages every class seen."""
@@ -58,16 +59,20 @@ def compute_metrics(
 
 
 def _accuracy(pred: np.ndarray, gold: np.ndarray) -> float:
-    return float(accuracy_score(gold, pred))
+    return float(np.mean(pred == gold))
 
 
 def _binary_f1(pred: np.ndarray, gold: np.ndarray) -> float:
     # F1 of class 1 alone (labels=[1]): defined for any label set, not only {0, 1}, as GLUE's MRPC/QQP F1.
+    from sklearn.metrics import f1_score
+
     return float(f1_score(gold, pred, labels=[1], average="macro", zero_division=0.0))
 
 
 def _macro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
     # Averaged over every class that occurs in the labels or the predictions (scikit-learn's default labels).
+    from sklearn.metrics import f1_score
+
     return float(f1_score(gold, pred, average="macro", zero_division=0.0))
 
 
@@ -75,10 +80,12 @@ def _matthews(pred: np.ndarray, gold: np.ndarray) -> float:
     """Multi-class Matthews correlation (Gorodkin's R_K); scikit-learn gives 0.0 where it is undefined."""
     if len(np.union1d(pred, gold)) < 2:
         return 0.0  # what scikit-learn returns here, without its warning about a one-label confusion matrix
+    from sklearn.metrics import matthews_corrcoef
+
     return float(matthews_corrcoef(gold, pred))
 
 
-def _correlation(method: Callable) -> Callable[[np.ndarray, np.ndarray], float]:
+def _correlation(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
     def score(pred: np.ndarray, gold: np.ndarray) -> float:
         pred = pred.astype(np.float64)
         gold = gold.astype(np.float64)
@@ -89,7 +96,9 @@ def _correlation(method: Callable) -> Callable[[np.ndarray, np.ndarray], float]:
             )
         if len(gold) < 2 or np.ptp(pred) == 0 or np.ptp(gold) == 0:
             return 0.0  # a constant vector has no correlation with anything
-        return float(method(pred, gold).statistic)
+        from scipy import stats
+
+        return float(getattr(stats, name)(pred, gold).statistic)
 
     return score
 
@@ -99,8 +108,8 @@ _SCORERS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "f1": _binary_f1,
     "macro_f1": _macro_f1,
     "matthews": _matthews,
-    "pearson": _correlation(stats.pearsonr),
-    "spearman": _correlation(stats.spearmanr),
+    "pearson": _correlation("pearsonr"),
+    "spearman": _correlation("spearmanr"),
 }
 
 

@@ -4,6 +4,8 @@ stage's import closure (so editing any module a stage runs makes `dvc repro` rer
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,23 @@ def test_the_import_graph_sees_lazy_and_relative_imports(tmp_path: Path) -> None
     (package / "b.py").write_text("import flows.sub.c\n")
     (package / "sub" / "c.py").write_text("")
     assert closure("flows.sub.a", tmp_path) == {"flows", "flows.sub", "flows.sub.a", "flows.b", "flows.sub.c"}
+
+
+# What importing a stage may pull in: every DVC stage is a fresh process, so a heavy import it does not use is
+# paid ~50 times by `make reproduce` (issue 27). Those it needs at run time are imported where they are used.
+HEAVY = ("sklearn", "scipy", "pandas", "mlflow", "peft", "prefect", "dvc", "matplotlib", "datasets")
+STAGE_IMPORTS = {
+    "flows.stages.train": set(),
+    "flows.stages.merge": set(),
+    "flows.stages.evaluate": set(),
+    "flows.stages.prepare": set(),
+    "flows.stages.fewshot": set(),
+    "flows.stages.report": {"scipy", "pandas", "matplotlib"},  # the report's tables, tests and plots
+}
+
+
+@pytest.mark.parametrize("module", sorted(STAGE_IMPORTS))
+def test_a_stage_imports_no_heavy_package_it_does_not_need(module: str) -> None:
+    code = f"import sys, {module}; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert set(out.stdout.split()) == STAGE_IMPORTS[module]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .source import DataError, Example
+
+if TYPE_CHECKING:  # pandas is imported where a table is read: stages that read none skip its import
+    import pandas as pd
 
 BINARY_LABELS = ("0", "1")
 """How files write the labels of a binary task: 0 and 1."""
@@ -30,6 +31,8 @@ def binary_labels(values: list, path: Path) -> list[int]:
 
 def read_frame(path: Path, where: str, header: int | None = 0) -> pd.DataFrame:
     """Read a csv (every cell a string, only empty cells missing), jsonl or parquet file into a DataFrame."""
+    import pandas as pd
+
     if not path.is_file():
         raise DataError(f"{where}: file not found: {path}")
     try:
@@ -81,6 +84,8 @@ def load_hub(repo: str, config: str | None, where: str, hint: str) -> Any:
 def as_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
+    import pandas as pd
+
     if pd.api.types.is_scalar(value) and pd.isna(value):
         return None
     return str(value)

@@ -10,14 +10,15 @@ import difflib
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ..metrics import METRICS, REGRESSION_METRICS
 from .catalog import BUILTIN_TASKS
 from .source import CORE_SPLITS, DataError, TaskSource
 from .tables import as_text, load_hub, make_examples, read_frame
+
+if TYPE_CHECKING:  # pandas is imported where a table is read: stages that read none skip its import
+    import pandas as pd
 
 _TABLE_EXTENSIONS = (".csv", ".jsonl", ".parquet")
 _PATH_KEYS = ("path", "test_path", "validation_path")
@@ -269,6 +270,8 @@ def _canonical_label(value: Any) -> int | float | str | None:
             return int(value)
         except ValueError:
             return value
+    import pandas as pd
+
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
     if isinstance(value, bool) or pd.api.types.is_integer(value):

@@ -525,9 +525,9 @@ def test_crash_during_evaluate_or_merge_leaves_no_result(
         calls.append(1)
         if len(calls) == 2:  # the second inference mode fails
             raise RuntimeError("evaluation crashed")
-        return {"accuracy": 0.5}
+        return {"accuracy": 0.5}, [0] * len(args[1])
 
-    monkeypatch.setattr(evaluate, "score", flaky)
+    monkeypatch.setattr(evaluate, "predict_and_score", flaky)
     with pytest.raises(RuntimeError, match="evaluation crashed"):
         evaluate.evaluate_run(params, TASK, "adamix_lora", SEED, track=False)
     _absent(paths.result_path(TASK, "adamix_lora", SEED, root))

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from flows.config.schema import DEFAULTS
+from flows.metrics import pack_values
 
 SEEDS = [13, 21]
 # AdaMix runs are also scored in random and fixed routing, this much lower than merged.
@@ -23,12 +24,15 @@ def make_result(
     extra: dict[str, float] | None = None,
     model: str = "minilm",
     step_loss: list[float] | None = None,
+    examples: int | None = None,
 ) -> dict:
     """One result record: `score` is the primary metric in merge mode (AdaMix) or the single mode.
 
     Args:
         extra: other metrics, as offsets from `score` (e.g. {"f1": 0.01}).
         step_loss: per-step task loss; default a short decreasing curve.
+        examples: with a number, the per-example fields evaluate writes for that many test examples (see
+            `per_example`); without, the record is shaped as result files were before them.
     """
 
     def scores(value: float) -> dict[str, float]:
@@ -55,6 +59,22 @@ def make_result(
             {"epoch": 2, "train_loss": sum(steps[4:]) / 4},
         ],
         "step_loss": steps,
+    } | (per_example(modes, metric, examples) if examples else {})
+
+
+def per_example(modes: dict[str, dict[str, float]], metric: str, examples: int) -> dict:
+    """Gold labels alternating 0, 1 and, in each mode, predictions right on the first round(score x examples)
+    examples and wrong on the rest (so a higher score is right on a superset); validation is half of each class."""
+    labels = [i % 2 for i in range(examples)]
+
+    def predicted(score: float) -> list[int]:
+        right = round(score * examples)
+        return [label if i < right else 1 - label for i, label in enumerate(labels)]
+
+    return {
+        "predictions": {mode: {"test": pack_values(predicted(m[metric]))} for mode, m in modes.items()},
+        "labels": {"test": pack_values(labels)},
+        "validation_majority": 0.5,
     }
 
 

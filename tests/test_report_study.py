@@ -226,9 +226,11 @@ def test_comparisons_carry_a_bootstrap_over_seeds_and_examples(tmp_path: Path) -
     text = (tmp_path / "out" / "study.md").read_text()
     row = f"| long | AdaMix | adapter | 3 | +3.0 | 3/3 | {study.t_text(test.t)} | {study.p_text(test.p)} | "
     assert row + f"{study._interval(test)} | {study.p_text(test.p_bootstrap)} |" in text
-    assert "2000 replicates (seed 0), each drawing the 3 common seeds" in text
-    assert f"then the {EXAMPLES} test examples with replacement" in text
-    assert "With 3 seeds the test has little power" not in text and "Bootstrap n/a" not in text
+    flat = " ".join(text.split())  # the explanations are wrapped paragraphs
+    assert "2000 replicates (seed 0), each drawing the 3 common seeds" in flat
+    assert f"then the {EXAMPLES} test examples with replacement" in flat
+    assert "within ±1.0 points" in flat and "adjusted over the study's 1 bootstrapped comparisons" in flat
+    assert "With 3 seeds the test has little power" not in flat and "Bootstrap n/a" not in flat
     assert "| long | AdaMix | 3 of 3 | 13: 125, 21: 125, 42: 125 |" in text  # 0.81 > 0.5 + 0.05 at epoch 1
     columns = (tmp_path / "out" / "comparisons.csv").read_text().splitlines()[0].split(",")
     assert columns[-6:] == ["ci_low", "ci_high", "p_bootstrap", "p_holm", "replicates", "examples"]
@@ -352,4 +354,4 @@ def test_runs_that_never_leave_the_majority_plateau_are_counted(tmp_path: Path) 
     text = (tmp_path / "out" / "study.md").read_text()
     assert "| long | adapter | 1 of 3 | 13: 375, 21: never, 42: never |" in text
     assert "- adapter (long): 2 of 3 runs never left the majority-class plateau" in text
-    assert "more than 1.0 points above" in text
+    assert "more than 1.0 points above" in " ".join(text.split())

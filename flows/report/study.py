@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -396,29 +397,35 @@ def _arms_section(spec: Mapping[str, Any], arms: Sequence[Arm]) -> list[str]:
     ]
 
 
+def _wrap(text: str) -> list[str]:
+    """A paragraph of study.md as lines of at most 110 characters (the source stays readable in a diff)."""
+    return textwrap.wrap(text, 110, break_long_words=False, break_on_hyphens=False)
+
+
 def _method_text(tests: Sequence[Comparison], options: Mapping[str, Any]) -> list[str]:
     """What the paired tests' columns are, with the numbers of seeds and examples these comparisons have."""
     seeds = [c.n for c in tests] or [0]
-    lines = [
-        "Δ = arm − against (x 100, mean over common seeds); two-sided paired t-test (scipy.stats.ttest_rel) on",
+    text = (
+        "Δ = arm − against (x 100, mean over common seeds); two-sided paired t-test (scipy.stats.ttest_rel) on "
         f"the per-seed scores: {_span(seeds)} common seeds, {_span([max(n - 1, 0) for n in seeds])} degrees of "
-        "freedom; p > 0.05 is no evidence of equality.",
-    ]
+        "freedom; p > 0.05 is no evidence of equality."
+    )
     done = [c for c in tests if c.examples]
     if done:
-        lines += [
-            f"95% CI and p (bootstrap): a paired hierarchical bootstrap of test accuracy, {options['replicates']} "
-            f"replicates (seed {options['seed']}), each drawing the {_span([c.n for c in done])} common seeds with",
-            f"replacement, then the {_span([c.examples for c in done])} test examples with replacement (one draw "
-            "for both arms and every drawn seed), and taking the difference of the means over the drawn cells;",
-            "p (bootstrap) = 2 x min(share of replicates <= 0, share >= 0), capped at 1. p (Holm): adjusted over the "
-            f"study's {len(done)} bootstrapped comparisons. In words: ahead or behind when p (Holm) < 0.05,",
-            f"equivalent when the whole 95% interval lies within ±{_pct(options['margin'])} points, otherwise "
-            "inconclusive, with the largest difference the interval allows.",
-        ]
+        text += (
+            f" 95% CI and p (bootstrap): a paired hierarchical bootstrap of test accuracy, {options['replicates']} "
+            f"replicates (seed {options['seed']}), each drawing the {_span([c.n for c in done])} common seeds "
+            f"with replacement, then the {_span([c.examples for c in done])} test examples with replacement (one "
+            "draw for both arms and every drawn seed), and taking the difference of the means over the drawn "
+            "cells; p (bootstrap) = 2 x min(share of replicates <= 0, share >= 0), capped at 1. p (Holm): "
+            f"adjusted over the study's {len(done)} bootstrapped comparisons. In words: ahead or behind when "
+            f"p (Holm) < 0.05, equivalent when the whole 95% interval lies within ±{_pct(options['margin'])} "
+            "points, otherwise inconclusive, with the largest difference the interval allows."
+        )
     else:
-        lines.append("In words: the t-test at 5%, unadjusted.")
-    notes = {}
+        text += " In words: the t-test at 5%, unadjusted."
+    lines = _wrap(text)
+    notes: dict[str, list[str]] = {}
     for c in tests:
         if c.note:
             notes.setdefault(c.note, []).append(f"{c.arm} − {c.against}")
@@ -478,10 +485,11 @@ def _plateau_section(arms: Sequence[Arm], options: Mapping[str, Any]) -> list[st
     lines = [
         "## Plateau",
         "",
-        "A run has left the majority-class plateau once its validation score (primary metric) is more than "
-        f"{_pct(options['plateau_margin'])} points above",
-        "the validation split's majority-class share (the score of always predicting that class); step: the "
-        "optimizer step of its first such evaluation.",
+        *_wrap(
+            "A run has left the majority-class plateau once its validation score (primary metric) is more than "
+            f"{_pct(options['plateau_margin'])} points above the validation split's majority-class share (the "
+            "score of always predicting that class); step: the optimizer step of its first such evaluation."
+        ),
         "",
         "| Budget | Arm | Runs that left the plateau | First step (seed: step) |",
         "|:---|:---|---:|:---|",

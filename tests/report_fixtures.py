@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from flows.config.schema import DEFAULTS
+from flows.metrics import pack_values
 
 SEEDS = [13, 21]
 # AdaMix runs are also scored in random and fixed routing, this much lower than merged.
@@ -24,6 +25,7 @@ def make_result(
     model: str = "minilm",
     step_loss: list[float] | None = None,
     validation: float | None = None,
+    examples: int | None = None,
 ) -> dict:
     """One result record: `score` is the primary metric in merge mode (AdaMix) or the single mode.
 
@@ -31,6 +33,8 @@ def make_result(
         extra: other metrics, as offsets from `score` (e.g. {"f1": 0.01}).
         step_loss: per-step task loss; default a short decreasing curve.
         validation: the primary metric on validation at the last epoch; default none recorded.
+        examples: with a number, the per-example fields evaluate writes for that many test examples (see
+            `per_example`); without, the record is shaped as result files were before them.
     """
 
     def scores(value: float) -> dict[str, float]:
@@ -58,6 +62,22 @@ def make_result(
             {"epoch": 2, "train_loss": sum(steps[4:]) / 4, **last},
         ],
         "step_loss": steps,
+    } | (per_example(modes, metric, examples) if examples else {})
+
+
+def per_example(modes: dict[str, dict[str, float]], metric: str, examples: int) -> dict:
+    """Gold labels alternating 0, 1 and, in each mode, predictions right on the first round(score x examples)
+    examples and wrong on the rest (so a higher score is right on a superset); validation is half of each class."""
+    labels = [i % 2 for i in range(examples)]
+
+    def predicted(score: float) -> list[int]:
+        right = round(score * examples)
+        return [label if i < right else 1 - label for i, label in enumerate(labels)]
+
+    return {
+        "predictions": {mode: {"test": pack_values(predicted(m[metric]))} for mode, m in modes.items()},
+        "labels": {"test": pack_values(labels)},
+        "validation_majority": 0.5,
     }
 
 

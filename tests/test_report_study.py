@@ -10,7 +10,8 @@ import pytest
 import yaml
 from report_fixtures import RT, make_result, write_result
 
-from flows.report import study
+from flows.report import study, study_text
+from flows.report.bootstrap import holm
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = [13, 21, 42]
@@ -96,7 +97,7 @@ def test_arms_enter_at_their_validation_rate_and_are_paired_by_seed(tmp_path: Pa
     (test,) = study.compare(arms, spec["comparisons"])
     assert (test.n, test.wins) == (3, 3)
     assert test.mean_diff == pytest.approx(0.03)  # (0.03 + 0.04 + 0.02) / 3
-    assert test.p < 0.05 and study.verdict(test) == "AdaMix is ahead of adapter"
+    assert test.p < 0.05 and study_text.verdict(test) == "AdaMix is ahead of adapter"
 
     written = study.write_study(spec, arms, tmp_path / "out")
     assert [p.name for p in written] == list(study.OUTPUTS) and all(p.stat().st_size > 0 for p in written)
@@ -218,14 +219,14 @@ def test_comparisons_carry_a_bootstrap_over_seeds_and_examples(tmp_path: Path) -
     assert (test.replicates, test.examples, test.note) == (2000, EXAMPLES, "")
     assert test.ci_low < test.mean_diff < test.ci_high and test.ci_low > 0
     assert test.p_holm == test.p_bootstrap < 0.05  # one comparison: Holm changes nothing
-    assert study.verdict(test) == "AdaMix is ahead of adapter"
+    assert study_text.verdict(test) == "AdaMix is ahead of adapter"
     again = study.compare(arms, spec["comparisons"], spec["bootstrap"])[0]
     assert (again.ci_low, again.ci_high, again.p_bootstrap) == (test.ci_low, test.ci_high, test.p_bootstrap)
 
     study.write_study(spec, arms, tmp_path / "out")
     text = (tmp_path / "out" / "study.md").read_text()
-    row = f"| long | AdaMix | adapter | 3 | +3.0 | 3/3 | {study.t_text(test.t)} | {study.p_text(test.p)} | "
-    assert row + f"{study._interval(test)} | {study.p_text(test.p_bootstrap)} |" in text
+    row = f"| long | AdaMix | adapter | 3 | +3.0 | 3/3 | {study_text.t_text(test.t)} | {study_text.p_text(test.p)} | "
+    assert row + f"{study_text._interval(test)} | {study_text.p_text(test.p_bootstrap)} |" in text
     flat = " ".join(text.split())  # the explanations are wrapped paragraphs
     assert "2000 replicates (seed 0), each drawing the 3 common seeds" in flat
     assert f"then the {EXAMPLES} test examples with replacement" in flat
@@ -241,7 +242,7 @@ def test_holm_adjusts_over_every_comparison_of_the_study(tmp_path: Path) -> None
     pairs = [["AdaMix", "adapter"], ["adapter", "AdaMix"]]
     spec, arms = _long_arms(tmp_path, bootstrap=REPS, comparisons=pairs)
     tests = study.compare(arms, spec["comparisons"], spec["bootstrap"])
-    assert [c.p_holm for c in tests] == study.holm([c.p_bootstrap for c in tests])
+    assert [c.p_holm for c in tests] == holm([c.p_bootstrap for c in tests])
     assert tests[0].p_holm == pytest.approx(min(1.0, 2 * tests[0].p_bootstrap))
 
 
@@ -287,9 +288,9 @@ def _comparison(low: float, high: float, p_holm: float) -> study.Comparison:
 def test_the_verdict_says_equivalent_only_inside_the_margin(
     low: float, high: float, p_holm: float, words: str
 ) -> None:
-    assert study.verdict(_comparison(low, high, p_holm)) == words
+    assert study_text.verdict(_comparison(low, high, p_holm)) == words
     wide = _comparison(-0.015, 0.015, 0.9)
-    assert study.verdict(wide, margin=0.02) == "A and B are equivalent within ±2.0 points"
+    assert study_text.verdict(wide, margin=0.02) == "A and B are equivalent within ±2.0 points"
 
 
 def test_old_result_files_give_na_and_say_why(tmp_path: Path) -> None:
@@ -298,7 +299,7 @@ def test_old_result_files_give_na_and_say_why(tmp_path: Path) -> None:
     assert arms[0].correct == {} and arms[0].plateau is None and "predate" in arms[0].per_example
     (test,) = study.compare(arms, spec["comparisons"], spec["bootstrap"])
     assert math.isnan(test.ci_low) and math.isnan(test.p_holm) and test.examples is None
-    assert study.verdict(test) == "AdaMix is ahead of adapter (t-test only)"
+    assert study_text.verdict(test) == "AdaMix is ahead of adapter (t-test only)"
     study.write_study(spec, arms, tmp_path / "out")
     text = (tmp_path / "out" / "study.md").read_text()
     assert "| n/a | n/a | n/a | AdaMix is ahead of adapter (t-test only) |" in text

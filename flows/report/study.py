@@ -32,94 +32,31 @@ as having left the majority-class plateau.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from ..config.grid import lr_variants, run_params
 from ..config.params import load_params
 from ..config.schema import ParamsError
 from ..metrics import unpack_values
-from .bootstrap import DECOMPOSABLE, Bootstrap, Plateau, holm, paired_bootstrap, plateau
+from .bootstrap import DECOMPOSABLE, Bootstrap, holm, paired_bootstrap, plateau
 from .collect import ReportError, collect, read_runs, require_pairs
-from .curves import SPREAD, TRAVEL, history_curves, learning_curves
-from .plots import plot_curves
-from .selection import RateChoice, choose_rates, format_rate, validation_score
-from .stats import p_text, paired_test, t_text
+from .selection import choose_rates, validation_score
+from .stats import paired_test
+from .study_model import BOOTSTRAP, Arm, Comparison
+from .study_text import arms_csv, comparisons_csv, plot_study, study_markdown
 
 OUTPUTS = ("study.md", "arms.csv", "comparisons.csv", "study_curves.png")
 _ARM_KEYS = {"name", "budget", "profile", "method", "results"}
-BOOTSTRAP = {"replicates": 10_000, "seed": 0, "margin": 0.01, "plateau_margin": 0.05}  # `bootstrap:` defaults
 
 
 class StudyError(ValueError):
     """A study file that cannot be used; the message names the file and the key."""
-
-
-@dataclass
-class Arm:
-    """One arm: the runs of one method of one profile, at its chosen learning rate."""
-
-    name: str
-    budget: str
-    profile: str
-    method: str
-    records: list[dict[str, Any]]  # renamed to the arm's name (curves are keyed by it)
-    test: dict[int, float]  # seed -> test primary metric, in the method's reported mode
-    validation: dict[int, float]  # seed -> validation primary metric at the kept epoch
-    learning_rate: float
-    choice: RateChoice | None  # None when the arm trained at one rate
-    steps: int  # optimizer steps of a run
-    last_kept: int  # runs whose best validation epoch was their last one (still improving at the end)
-    # seed -> 1/0 per test example, in the method's reported mode
-    correct: dict[int, np.ndarray] = field(default_factory=dict)
-    labels: np.ndarray | None = None  # the gold test labels (one test set for every seed)
-    per_example: str = ""  # why `correct` is empty; "" when it is not
-    plateau: Plateau | None = None  # None: the result files cannot tell
-
-    @property
-    def rate_at_edge(self) -> bool:
-        """The chosen rate is the smallest or largest of three or more tried: a wider grid might do better."""
-        rates = list(self.choice.candidates) if self.choice else []
-        return len(rates) > 2 and self.choice.chosen in (min(rates), max(rates))
-
-    @property
-    def seeds(self) -> int:
-        return len(self.test)
-
-    def mean_std(self) -> tuple[float, float]:
-        values = list(self.test.values())
-        series = pd.Series(values, dtype=float)
-        return float(series.mean()), float(series.std(ddof=1)) if len(values) > 1 else math.nan
-
-
-@dataclass
-class Comparison:
-    """A paired test of one arm against another within one budget (differences: arm minus against)."""
-
-    budget: str
-    arm: str
-    against: str
-    n: int
-    mean_diff: float
-    wins: int
-    t: float
-    p: float
-    ci_low: float = math.nan  # bootstrap 95% interval of the difference; NaN: no bootstrap (see `note`)
-    ci_high: float = math.nan
-    p_bootstrap: float = math.nan
-    p_holm: float = math.nan  # p_bootstrap adjusted over every comparison of the study
-    replicates: int | None = None
-    examples: int | None = None
-    note: str = ""  # why there is no bootstrap
 
 
 # -- reading ---------------------------------------------------------------------------------------------
@@ -325,267 +262,6 @@ def _with_bootstrap(test: Comparison, a: Arm, b: Arm, options: Mapping[str, Any]
     test.ci_low, test.ci_high, test.p_bootstrap = result.low, result.high, result.p
     test.replicates, test.examples = result.replicates, result.examples
     return test
-
-
-# -- writing ---------------------------------------------------------------------------------------------
-
-
-def _pct(value: float, decimals: int = 1, sign: bool = False) -> str:
-    if not math.isfinite(value):
-        return "n/a"
-    return f"{value * 100:+.{decimals}f}" if sign else f"{value * 100:.{decimals}f}"
-
-
-def _rates(arm: Arm) -> str:
-    if arm.choice is None:
-        return format_rate(arm.learning_rate) + " (fixed)"
-    cells = []
-    for lr, (mean, n) in arm.choice.candidates.items():
-        text = f"{format_rate(lr)}: {_pct(mean) if n else 'n/a'}"
-        cells.append(f"**{text}**" if lr == arm.choice.chosen else text)
-    return ", ".join(cells) + (" (at the edge of the grid)" if arm.rate_at_edge else "")
-
-
-def verdict(c: Comparison, margin: float = BOOTSTRAP["margin"]) -> str:
-    """Plain words for one comparison, from the bootstrap: ahead or behind when the Holm-adjusted p < 0.05,
-    equivalent when the whole 95% interval lies within ±margin, else inconclusive with the largest difference the
-    interval allows. Without a bootstrap, the paired t-test at 5% (unadjusted) says ahead, behind or nothing."""
-    if not math.isfinite(c.mean_diff):
-        return "not compared"
-    ahead, behind = f"{c.arm} is ahead of {c.against}", f"{c.arm} is behind {c.against}"
-    if not math.isfinite(c.ci_low):
-        if math.isfinite(c.p) and c.p < 0.05:
-            return (ahead if c.mean_diff > 0 else behind) + " (t-test only)"
-        return f"no significant difference between {c.arm} and {c.against} (t-test only)"
-    if math.isfinite(c.p_holm) and c.p_holm < 0.05:
-        return ahead if c.ci_low + c.ci_high > 0 else behind
-    if -margin < c.ci_low and c.ci_high < margin:
-        return f"{c.arm} and {c.against} are equivalent within ±{_pct(margin)} points"
-    widest = max(abs(c.ci_low), abs(c.ci_high))
-    return f"inconclusive: the 95% interval {_interval(c)} includes differences of {_pct(widest)} points"
-
-
-def _interval(c: Comparison) -> str:
-    return (
-        f"[{_pct(c.ci_low, sign=True)}, {_pct(c.ci_high, sign=True)}]" if math.isfinite(c.ci_low) else "n/a"
-    )
-
-
-def _span(values: Sequence[int]) -> str:
-    """ "3", or "2 to 3" when the values differ."""
-    low, high = min(values), max(values)
-    return f"{low}" if low == high else f"{low} to {high}"
-
-
-def _arms_section(spec: Mapping[str, Any], arms: Sequence[Arm]) -> list[str]:
-    lines = [
-        "## Arms",
-        "",
-        "| Budget | Arm | Steps | Seeds | Test x 100 | Learning rate: mean validation x 100 |",
-        "|:---|:---|---:|---:|---:|:---|",
-    ]
-    for arm in arms:
-        mean, std = arm.mean_std()
-        lines.append(
-            f"| {arm.budget} ({spec['budgets'][arm.budget]}) | {arm.name} | {arm.steps} | {arm.seeds} | "
-            f"{_pct(mean)} ± {_pct(std)} | {_rates(arm)} |"
-        )
-    return lines + [
-        "",
-        "Test: the primary metric in the method's reported mode (merged experts for AdaMix), mean ± std over",
-        "seeds, at the learning rate chosen on mean validation score (bold). Test scores take no part in any choice.",
-    ]
-
-
-def _wrap(text: str) -> list[str]:
-    """A paragraph of study.md as lines of at most 110 characters (the source stays readable in a diff)."""
-    return textwrap.wrap(text, 110, break_long_words=False, break_on_hyphens=False)
-
-
-def _method_text(tests: Sequence[Comparison], options: Mapping[str, Any]) -> list[str]:
-    """What the paired tests' columns are, with the numbers of seeds and examples these comparisons have."""
-    seeds = [c.n for c in tests] or [0]
-    text = (
-        "Δ = arm − against (x 100, mean over common seeds); two-sided paired t-test (scipy.stats.ttest_rel) on "
-        f"the per-seed scores: {_span(seeds)} common seeds, {_span([max(n - 1, 0) for n in seeds])} degrees of "
-        "freedom; p > 0.05 is no evidence of equality."
-    )
-    done = [c for c in tests if c.examples]
-    if done:
-        text += (
-            f" 95% CI and p (bootstrap): a paired hierarchical bootstrap of test accuracy, {options['replicates']} "
-            f"replicates (seed {options['seed']}), each drawing the {_span([c.n for c in done])} common seeds "
-            f"with replacement, then the {_span([c.examples for c in done])} test examples with replacement (one "
-            "draw for both arms and every drawn seed), and taking the difference of the means over the drawn "
-            "cells; p (bootstrap) = 2 x min(share of replicates <= 0, share >= 0), capped at 1. p (Holm): "
-            f"adjusted over the study's {len(done)} bootstrapped comparisons. In words: ahead or behind when "
-            f"p (Holm) < 0.05, equivalent when the whole 95% interval lies within ±{_pct(options['margin'])} "
-            "points, otherwise inconclusive, with the largest difference the interval allows."
-        )
-    else:
-        text += " In words: the t-test at 5%, unadjusted."
-    lines = _wrap(text)
-    notes: dict[str, list[str]] = {}
-    for c in tests:
-        if c.note:
-            notes.setdefault(c.note, []).append(f"{c.arm} − {c.against}")
-    if notes:  # one line: why, and for which comparisons unless it is all of them
-        reasons = [
-            note if len(pairs) == len(tests) else f"{note} ({', '.join(pairs)})"
-            for note, pairs in notes.items()
-        ]
-        lines.append("Bootstrap n/a: " + "; ".join(reasons) + ".")
-    return lines
-
-
-def _tests_section(tests: Sequence[Comparison], options: Mapping[str, Any]) -> list[str]:
-    lines = ["## Paired tests", "", *_method_text(tests, options), ""]
-    lines += [
-        "| Budget | Arm | Against | Seeds | Δ | Wins | t | p | 95% CI | p (bootstrap) | p (Holm) | In words |",
-        "|:---|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|:---|",
-    ]
-    for c in tests:
-        lines.append(
-            f"| {c.budget} | {c.arm} | {c.against} | {c.n} | {_pct(c.mean_diff, sign=True)} | {c.wins}/{c.n} | "
-            f"{t_text(c.t)} | {p_text(c.p)} | {_interval(c)} | {p_text(c.p_bootstrap)} | {p_text(c.p_holm)} | "
-            f"{verdict(c, options['margin'])} |"
-        )
-    return lines
-
-
-def _gap_section(arms: Sequence[Arm], tests: Sequence[Comparison]) -> list[str]:
-    """How each pair's difference moves with the budget (pairs compared at two budgets or more)."""
-    by_pair: dict[tuple[str, str], list[Comparison]] = {}
-    for c in tests:
-        by_pair.setdefault((c.arm, c.against), []).append(c)
-    steps = {(a.budget, a.name): a.steps for a in arms}
-    moves = [
-        f"- {arm} − {against}: "
-        + ", ".join(
-            f"{_pct(c.mean_diff, sign=True)} at {steps[(c.budget, arm)]} steps (p {p_text(c.p)})"
-            for c in found
-        )
-        for (arm, against), found in by_pair.items()
-        if len(found) > 1
-    ]
-    return ["## The gap against the budget", "", *moves] if moves else []
-
-
-def _plateau_cells(found: Plateau | None) -> tuple[str, str]:
-    """ "k of n" runs that left the plateau, and each run's first step above it (seed: step or never)."""
-    if found is None:
-        return "n/a", "n/a"
-    steps = ", ".join(
-        f"{seed}: {'never' if step is None else step}" for seed, step in found.first_steps.items()
-    )
-    return f"{found.left} of {found.runs}", steps
-
-
-def _plateau_section(arms: Sequence[Arm], options: Mapping[str, Any]) -> list[str]:
-    lines = [
-        "## Plateau",
-        "",
-        *_wrap(
-            "A run has left the majority-class plateau once its validation score (primary metric) is more than "
-            f"{_pct(options['plateau_margin'])} points above the validation split's majority-class share (the "
-            "score of always predicting that class); step: the optimizer step of its first such evaluation."
-        ),
-        "",
-        "| Budget | Arm | Runs that left the plateau | First step (seed: step) |",
-        "|:---|:---|---:|:---|",
-    ]
-    lines += [f"| {a.budget} | {a.name} | {' | '.join(_plateau_cells(a.plateau))} |" for a in arms]
-    unknown = list(dict.fromkeys(a.name for a in arms if a.plateau is None))
-    if unknown:
-        which = "" if len(unknown) == len({a.name for a in arms}) else f" ({', '.join(unknown)})"
-        lines += [
-            "",
-            "n/a: the result files have no `validation_majority` (written before it was kept, or a regression "
-            f"task){which}.",
-        ]
-    return lines
-
-
-def _warnings_section(arms: Sequence[Arm]) -> list[str]:
-    warnings = [
-        f"- {a.name} ({a.budget}): {a.last_kept} of {len(a.records)} runs kept their last epoch (validation was at "
-        "its best when the budget ended), so it may not have converged: a longer budget could move this arm."
-        for a in arms
-        if a.records and a.last_kept * 2 > len(a.records)
-    ]
-    warnings += [
-        f"- {a.name} ({a.budget}): the chosen learning rate is at the edge of the grid; a wider grid may do better."
-        for a in arms
-        if a.rate_at_edge
-    ]
-    warnings += [
-        f"- {a.name} ({a.budget}): {a.plateau.runs - a.plateau.left} of {a.plateau.runs} runs never left the "
-        "majority-class plateau: their scores are those of a constant prediction."
-        for a in arms
-        if a.plateau and a.plateau.left < a.plateau.runs
-    ]
-    return ["## Warnings", "", *warnings] if warnings else []
-
-
-def study_markdown(spec: Mapping[str, Any], arms: Sequence[Arm], tests: Sequence[Comparison]) -> str:
-    """study.md: the arms per budget, the paired tests, how each gap moves with the budget, the plateau, and
-    warnings."""
-    options = spec.get("bootstrap") or BOOTSTRAP
-    sections = [
-        [f"# Study: {spec['task']}", "", "Every number below is computed from the runs' result files."],
-        _arms_section(spec, arms),
-        _tests_section(tests, options),
-        _gap_section(arms, tests),
-        _plateau_section(arms, options),
-        _warnings_section(arms),
-    ]
-    return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
-
-
-def arms_csv(arms: Sequence[Arm]) -> str:
-    rows = [
-        {
-            "budget": a.budget,
-            "arm": a.name,
-            "profile": a.profile,
-            "method": a.method,
-            "learning_rate": a.learning_rate,
-            "steps": a.steps,
-            "seeds": a.seeds,
-            "test_mean": a.mean_std()[0],
-            "test_std": a.mean_std()[1],
-            "validation_mean": pd.Series(list(a.validation.values()), dtype=float).mean(),
-            "runs_kept_last_epoch": a.last_kept,
-            "runs_left_plateau": a.plateau.left if a.plateau else None,
-        }
-        for a in arms
-    ]
-    return pd.DataFrame(rows).to_csv(index=False, lineterminator="\n")
-
-
-def comparisons_csv(tests: Sequence[Comparison]) -> str:
-    """comparisons.csv: one row per comparison, raw differences (not x 100); no bootstrap as empty cells."""
-    columns = [name for name in Comparison.__dataclass_fields__ if name != "note"]
-    table = pd.DataFrame([vars(c) for c in tests], columns=columns)
-    counts = {"replicates": "Int64", "examples": "Int64"}  # integers, and empty (not NaN floats) when absent
-    return table.astype(counts).to_csv(index=False, lineterminator="\n")
-
-
-def plot_study(arms: Sequence[Arm], budgets: Sequence[str], task: str, path: Path) -> None:
-    """Validation score, expert spread and merged travel against optimizer step: one panel per budget."""
-    panels = {
-        "validation x 100": learning_curves,
-        "expert spread": lambda records: history_curves(records, SPREAD),
-        "merged travel": lambda records: history_curves(records, TRAVEL),
-    }
-    rows = []
-    for label, curve in panels.items():
-        curves = {
-            b: curve([r for a in arms if a.budget == b for r in a.records]).get(task, {}) for b in budgets
-        }
-        rows.append((curves, label))
-    names = list(dict.fromkeys(a.name for a in arms))
-    plot_curves(rows, list(budgets), names, {}, path, xlabel="optimizer step", empty="no history")
 
 
 def write_study(spec: Mapping[str, Any], arms: Sequence[Arm], out: Path) -> list[Path]:

@@ -30,7 +30,7 @@ RUN_KEY := $(shell date +%Y%m%d-%H%M%S)
 PREFECT_PORT ?= 4200
 MLFLOW_PORT ?= 5000
 
-.PHONY: install test test-slow lint format reproduce params flow serve ui bench clean
+.PHONY: install test test-slow lint format reproduce params flow serve ui bench fidelity-gpu clean
 
 # METEOR and the PTB tokenizer (flows.nlg_metrics) run on Java; without it they are reported unavailable.
 install: $(STAMP)
@@ -86,6 +86,23 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
+
+# The GPU fidelity study (reports/fidelity/GPU.md): every run of both profiles into one root, without MLflow, then
+# one study report per task into reports/fidelity/gpu-rt/ and gpu-imdb/. 14 workers: one CPU core each of the
+# H200 machine's 16 (a MiniLM step is CPU-bound in Python; the GPU takes far more), 2 left for the parent and
+# the driver; each worker holds ~1-3 GB of the 141. FIDELITY_GPU_FLAGS=--resume finishes a study that stopped.
+FIDELITY_GPU_ROOT ?= /tmp/fid/gpu
+FIDELITY_GPU_WORKERS ?= 14
+FIDELITY_GPU_FLAGS ?=
+fidelity-gpu: $(STAMP)
+	for profile in fidelity-gpu-imdb fidelity-gpu; do \
+	  ADAMIX_ROOT=$(FIDELITY_GPU_ROOT) $(PY) -m flows.orchestration.runner --params $(CURDIR)/params.yaml \
+	    --profile $$profile --workers $(FIDELITY_GPU_WORKERS) --no-track $(FIDELITY_GPU_FLAGS) || exit 1; \
+	done
+	for task in rt imdb; do \
+	  $(PY) -m flows.report.study reports/fidelity/study-gpu-$$task.yaml --runs $(FIDELITY_GPU_ROOT) \
+	    --out reports/fidelity/gpu-$$task || exit 1; \
+	done
 
 clean:
 	rm -rf data runs merged results params.resolved.yaml params.grid.yaml .pytest_cache

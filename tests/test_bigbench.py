@@ -1,4 +1,4 @@
-"""Tests for the BIG-bench pair tasks (flows.bigbench) on a small archive in the sdist's exact layout."""
+"""Tests for the BIG-bench pair tasks (flows.data.bigbench) on a small archive in the sdist's exact layout."""
 
 import hashlib
 import io

@@ -1,4 +1,4 @@
-"""The DVC path: `python -m flows.params resolve` then `dvc repro` in a fresh git + DVC repository holding the
+"""The DVC path: `python -m flows.config resolve` then `dvc repro` in a fresh git + DVC repository holding the
 pipeline's dvc.yaml, with a tiny grid (1 task, 2 methods, 1 seed). Every stage is its own Python process, so
 this takes about a minute: marked slow (`make test-slow`)."""
 

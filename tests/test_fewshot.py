@@ -1,4 +1,4 @@
-"""Tests for flows.fewshot: K per class, disjointness, determinism across seeds, k=0 pass-through, errors."""
+"""Tests for flows.stages.fewshot: K per class, disjointness, determinism across seeds, k=0 pass-through, errors."""
 
 from collections import Counter
 

@@ -1,4 +1,4 @@
-"""Tests for the built-in GLUE and LM-BFF readers (flows.glue) on tiny fixtures in the original layouts."""
+"""Tests for the built-in GLUE and LM-BFF readers (flows.data.glue) on tiny fixtures in the original layouts."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Tests for flows.grid: ablation grids expand into variant runs that reuse the main runs and validate early."""
+"""Tests for flows.config.grid: ablation grids expand into variant runs that reuse the main runs and validate early."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for flows.paper: the published numbers (as PAPER.md has them) and the comparison in the report."""
+"""Tests for flows.report.paper: the published numbers (as PAPER.md has them) and the comparison in the report."""
 
 from __future__ import annotations
 

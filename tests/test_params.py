@@ -1,4 +1,4 @@
-"""Tests for flows.params: params.yaml and profiles, validation messages, per-method params, the resolved file."""
+"""Tests for flows.config (params): params.yaml and profiles, validation messages, per-method params, the resolved file."""
 
 from __future__ import annotations
 

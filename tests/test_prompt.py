@@ -1,4 +1,4 @@
-"""Tests for flows.prompt: templates and label words, the PromptClassifier's logits, AdaMix / LoRA / full
+"""Tests for flows.data.prompts and flows.modeling.prompting: templates and label words, the PromptClassifier's logits, AdaMix / LoRA / full
 fine-tuning of a masked LM through it, and one prompt-based run through the pipeline's stages."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests for flows.report (and the tables and figures of flows.plots) on synthetic result files."""
+"""Tests for the report stage (flows.stages.report) and its tables and figures (flows.report.plots) on synthetic result files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for the ablation part of the report (flows.report_ablations): tables, CSV, LaTeX, plots, loss curves."""
+"""Tests for the ablation part of the report (flows.report.ablations): tables, CSV, LaTeX, plots, loss curves."""
 
 from __future__ import annotations
 

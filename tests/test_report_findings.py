@@ -1,4 +1,4 @@
-"""Tests for "Which findings held here" (flows.report_findings): the wording follows the numbers."""
+"""Tests for "Which findings held here" (flows.report.findings): the wording follows the numbers."""
 
 from __future__ import annotations
 

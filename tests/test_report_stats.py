@@ -1,4 +1,4 @@
-"""Tests for the paired test of AdaMix against the best baseline (flows.report_stats)."""
+"""Tests for the paired test of AdaMix against the best baseline (flows.report.stats)."""
 
 from __future__ import annotations
 

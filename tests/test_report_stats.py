@@ -101,3 +101,12 @@ def test_constant_differences_and_no_baseline(tmp_path: Path) -> None:
 def test_is_adamix() -> None:
     assert is_adamix("adamix_lora") and is_adamix("adamix_adapter.share=none")
     assert not is_adamix("lora") and not is_adamix("full")
+
+
+def test_t_interval_by_hand() -> None:
+    from flows.report.stats import t_interval
+
+    # differences 0.05 and 0.03: mean 0.04, standard error 0.01, t(0.975, 1 df) = 12.7062
+    low, high = t_interval({13: 0.80, 21: 0.82, 42: 0.9}, {13: 0.75, 21: 0.79})
+    assert low == pytest.approx(0.04 - 0.127062, abs=1e-5) and high == pytest.approx(0.04 + 0.127062, abs=1e-5)
+    assert all(math.isnan(v) for v in t_interval({13: 0.8}, {13: 0.7}))

@@ -69,6 +69,24 @@ def paired_test(
     return len(diffs), mean, sum(d > 0 for d in diffs), t, p
 
 
+def t_interval(
+    adamix: Mapping[int, float], baseline: Mapping[int, float], level: float = 0.95
+) -> tuple[float, float]:
+    """The t interval of the mean per-seed difference (AdaMix minus baseline) over the seeds both share.
+
+    It sees seed-to-seed variation only, not the noise of a finite test set (the bootstrap of
+    `flows.report.bootstrap` sees both). (NaN, NaN) below 2 common seeds.
+    """
+    seeds = sorted(set(adamix) & set(baseline))
+    if len(seeds) < 2:
+        return math.nan, math.nan
+    diffs = pd.Series([adamix[s] - baseline[s] for s in seeds], dtype=float)
+    half = (
+        float(stats.t.ppf(0.5 + level / 2, len(seeds) - 1)) * float(diffs.std(ddof=1)) / math.sqrt(len(seeds))
+    )
+    return float(diffs.mean()) - half, float(diffs.mean()) + half
+
+
 def paired_tests(data: Collected, tasks: Sequence[str], methods: Sequence[str]) -> list[Paired]:
     """Each AdaMix method against the best baseline of each task: the non-AdaMix method with the highest mean
     validation score (test scores choose nothing). Where no baseline has a validation score (runs trained with

@@ -47,7 +47,7 @@ from ..metrics import unpack_values
 from .bootstrap import DECOMPOSABLE, Bootstrap, holm, paired_bootstrap, plateau
 from .collect import ReportError, collect, read_runs, require_pairs
 from .selection import choose_rates, validation_score
-from .stats import paired_test
+from .stats import paired_test, t_interval
 from .study_model import BOOTSTRAP, Arm, Comparison
 from .study_text import arms_csv, comparisons_csv, plot_study, study_markdown
 
@@ -234,6 +234,7 @@ def compare(
             a, b = found.get((budget, name)), found.get((budget, against))
             if a and b:
                 test = Comparison(budget, name, against, *paired_test(a.test, b.test))
+                test.t_low, test.t_high = t_interval(a.test, b.test)
                 out.append(_with_bootstrap(test, a, b, options))
     for test, p in zip(out, holm([c.p_bootstrap for c in out]), strict=True):
         test.p_holm = p

@@ -64,6 +64,8 @@ class Comparison:
     wins: int
     t: float
     p: float
+    t_low: float = math.nan  # t interval (95%) of the mean per-seed difference: seed variation only
+    t_high: float = math.nan
     ci_low: float = math.nan  # bootstrap 95% interval of the difference; NaN: no bootstrap (see `note`)
     ci_high: float = math.nan
     p_bootstrap: float = math.nan

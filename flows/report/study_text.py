@@ -56,10 +56,9 @@ def verdict(c: Comparison, margin: float = BOOTSTRAP["margin"]) -> str:
     return f"inconclusive: the 95% interval {_interval(c)} includes differences of {_pct(widest)} points"
 
 
-def _interval(c: Comparison) -> str:
-    return (
-        f"[{_pct(c.ci_low, sign=True)}, {_pct(c.ci_high, sign=True)}]" if math.isfinite(c.ci_low) else "n/a"
-    )
+def _interval(c: Comparison, low: str = "ci_low", high: str = "ci_high") -> str:
+    lo, hi = getattr(c, low), getattr(c, high)
+    return f"[{_pct(lo, sign=True)}, {_pct(hi, sign=True)}]" if math.isfinite(lo) else "n/a"
 
 
 def _span(values: Sequence[int]) -> str:
@@ -99,7 +98,8 @@ def _method_text(tests: Sequence[Comparison], options: Mapping[str, Any]) -> lis
     text = (
         "Δ = arm − against (x 100, mean over common seeds); two-sided paired t-test (scipy.stats.ttest_rel) on "
         f"the per-seed scores: {_span(seeds)} common seeds, {_span([max(n - 1, 0) for n in seeds])} degrees of "
-        "freedom; p > 0.05 is no evidence of equality."
+        "freedom; p > 0.05 is no evidence of equality. 95% CI (t): the t interval of the mean per-seed "
+        "difference, which sees seed-to-seed variation only, not the noise of a finite test set."
     )
     done = [c for c in tests if c.examples]
     if done:
@@ -132,13 +132,15 @@ def _method_text(tests: Sequence[Comparison], options: Mapping[str, Any]) -> lis
 def _tests_section(tests: Sequence[Comparison], options: Mapping[str, Any]) -> list[str]:
     lines = ["## Paired tests", "", *_method_text(tests, options), ""]
     lines += [
-        "| Budget | Arm | Against | Seeds | Δ | Wins | t | p | 95% CI | p (bootstrap) | p (Holm) | In words |",
-        "|:---|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|:---|",
+        "| Budget | Arm | Against | Seeds | Δ | Wins | t | p | 95% CI (t) | 95% CI | p (bootstrap) | p (Holm) "
+        "| In words |",
+        "|:---|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|",
     ]
     for c in tests:
         lines.append(
             f"| {c.budget} | {c.arm} | {c.against} | {c.n} | {_pct(c.mean_diff, sign=True)} | {c.wins}/{c.n} | "
-            f"{t_text(c.t)} | {p_text(c.p)} | {_interval(c)} | {p_text(c.p_bootstrap)} | {p_text(c.p_holm)} | "
+            f"{t_text(c.t)} | {p_text(c.p)} | {_interval(c, 't_low', 't_high')} | {_interval(c)} | "
+            f"{p_text(c.p_bootstrap)} | {p_text(c.p_holm)} | "
             f"{verdict(c, options['margin'])} |"
         )
     return lines

@@ -108,5 +108,7 @@ def test_t_interval_by_hand() -> None:
 
     # differences 0.05 and 0.03: mean 0.04, standard error 0.01, t(0.975, 1 df) = 12.7062
     low, high = t_interval({13: 0.80, 21: 0.82, 42: 0.9}, {13: 0.75, 21: 0.79})
-    assert low == pytest.approx(0.04 - 0.127062, abs=1e-5) and high == pytest.approx(0.04 + 0.127062, abs=1e-5)
+    assert low == pytest.approx(0.04 - 0.127062, abs=1e-5) and high == pytest.approx(
+        0.04 + 0.127062, abs=1e-5
+    )
     assert all(math.isnan(v) for v in t_interval({13: 0.8}, {13: 0.7}))

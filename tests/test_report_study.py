@@ -226,7 +226,9 @@ def test_comparisons_carry_a_bootstrap_over_seeds_and_examples(tmp_path: Path) -
     study.write_study(spec, arms, tmp_path / "out")
     text = (tmp_path / "out" / "study.md").read_text()
     row = f"| long | AdaMix | adapter | 3 | +3.0 | 3/3 | {study_text.t_text(test.t)} | {study_text.p_text(test.p)} | "
-    assert row + f"{study_text._interval(test)} | {study_text.p_text(test.p_bootstrap)} |" in text
+    cells = f"{study_text._interval(test, 't_low', 't_high')} | {study_text._interval(test)} | "
+    assert row + cells + f"{study_text.p_text(test.p_bootstrap)} |" in text
+    assert test.t_low < test.mean_diff < test.t_high  # the t interval is around the mean difference
     flat = " ".join(text.split())  # the explanations are wrapped paragraphs
     assert "2000 replicates (seed 0), each drawing the 3 common seeds" in flat
     assert f"then the {EXAMPLES} test examples with replacement" in flat

@@ -291,3 +291,16 @@ def test_builtin_causal_label_words_are_single_smollm2_tokens() -> None:
         )  # PromptError if a word is not one
         pieces = smollm2.convert_ids_to_tokens(encoder.label_word_ids)
         assert pieces == [f"Ġ{word}" for word in BUILTIN_CAUSAL_PROMPTS[task].label_words], task
+
+
+def test_the_offline_prompt_profile_is_valid() -> None:
+    root = Path(__file__).resolve().parents[1]
+    params = load_params(root / "params.yaml", profile="fewshot-prompt-offline")
+    assert params["model"]["name_or_path"] == "smollm2" and params["fewshot"] == {
+        **params["fewshot"],
+        "k": 16,
+        "prompt": True,
+    }
+    assert params["seeds"] == [13, 21, 42, 87, 100] and params["train"]["select"] == "last"
+    for method in params["methods"]:  # every method picks its rate on the K-shot dev split
+        assert isinstance(run_params(params, method)["train"]["learning_rate"], list)

@@ -19,6 +19,7 @@ from flows.config.files import deep_merge
 from flows.config.grid import run_params
 from flows.config.params import ParamsError, load_params, validate
 from flows.config.schema import DEFAULTS, KNOWN_METHODS
+from flows.data.bigbench import BIGBENCH_TASKS
 from flows.data.catalog import GLUE_TASKS, LMBFF_TASKS
 from flows.data.prompts import BUILTIN_PROMPTS, Prompt, PromptError, parse_template, task_prompt
 from flows.modeling.base import ModelError
@@ -38,13 +39,15 @@ TOY_PROMPT = {"templates": {TASK: "{text_a} It was {mask} ."}, "label_words": {T
 def _label_names(task: str) -> list[str]:
     if task in GLUE_TASKS:
         return list(GLUE_TASKS[task].label_names)
+    if task in BIGBENCH_TASKS:
+        return list(BIGBENCH_TASKS[task].label_names)
     return list(LMBFF_TASKS.get(task, ("negative", "positive")))
 
 
 def _meta(task: str, names: list[str] | None = None, pair: bool | None = None) -> dict:
     names = _label_names(task) if names is None else names
     if pair is None:
-        pair = task in GLUE_TASKS and GLUE_TASKS[task].columns[1] is not None
+        pair = task in BIGBENCH_TASKS or (task in GLUE_TASKS and GLUE_TASKS[task].columns[1] is not None)
     return {
         "task": task,
         "label_names": names,

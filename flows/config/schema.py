@@ -156,7 +156,10 @@ class FewshotSection(_Section):
     k: NaturalInt = Field(
         description="K labelled examples per class for train and for validation; 0 = full data"
     )
-    prompt: Flag = Field(description="prompt-based fine-tuning: the MLM head scores label words at a mask")
+    prompt: Flag = Field(
+        description="prompt-based fine-tuning: the MLM head scores label words at a mask (a causal LM: the "
+        "next token after a template that ends with the mask)"
+    )
     templates: Templates = Field(
         description='per-task template overrides, e.g. sst2: "{text_a} It was {mask}."'
     )

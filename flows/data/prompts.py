@@ -2,7 +2,8 @@
 
 Each example is rendered into a template such as ``"{text_a} It was {mask}."``; the class logits are the masked-LM
 head's logits at the mask, read at one label word per class (``terrible`` / ``great``): see
-`flows.modeling.prompting`. This module holds the text side only (no torch): the built-in prompts, template
+`flows.modeling.prompting`. A causal LM reads the label word as the next token after the prompt, so its templates
+(`BUILTIN_CAUSAL_PROMPTS`) end with the mask: ``"{text_a} It was {mask}"`` (`flows.modeling.prompting_causal`). This module holds the text side only (no torch): the built-in prompts, template
 parsing and the choice of a task's prompt, so params validation can check them without loading a model.
 
 Template syntax: ``{text_a}``, ``{text_b}`` (sentence pairs) and exactly one ``{mask}``; a sentence may take
@@ -56,6 +57,34 @@ BUILTIN_PROMPTS: dict[str, Prompt] = {
 }
 """Built-in prompts; params `fewshot.templates.<task>` and `fewshot.label_words.<task>` override them."""
 
+# LM-BFF's NLI template puts the label word between the sentences; for the BIG-bench NLI tasks, as for MNLI and RTE.
+BUILTIN_PROMPTS["presuppositions_nli"] = Prompt(
+    _NLI_PAIR, ("Yes", "Maybe", "No")
+)  # entailment, neutral, contra.
+BUILTIN_PROMPTS["epistemic_reasoning"] = Prompt(_NLI_PAIR, ("Yes", "No"))  # entailment, non-entailment
+
+_CAUSAL_SENTIMENT = Prompt("{text_a} It was {mask}", ("terrible", "great"))
+# A causal LM cannot see text after the label word, so the pair templates ask about the second sentence and the
+# label word answers: the premise, then "Question: <hypothesis>? Answer: Yes / Maybe / No".
+_CAUSAL_NLI_PAIR = "{text_a} Question: {text_b:nopunct}? Answer: {mask}"
+_CAUSAL_PARAPHRASE = '{text_a} Question: does that mean "{text_b:nopunct}"? Answer: {mask}'
+BUILTIN_CAUSAL_PROMPTS: dict[str, Prompt] = {
+    # LM-BFF's templates with the mask moved to the end (nothing may follow it), same label words and label order.
+    "sst2": _CAUSAL_SENTIMENT,
+    "rotten_tomatoes": _CAUSAL_SENTIMENT,
+    "imdb": _CAUSAL_SENTIMENT,
+    "mpqa": _CAUSAL_SENTIMENT,
+    "cola": Prompt("{text_a} This is {mask}", ("incorrect", "correct")),
+    "mnli": Prompt(_CAUSAL_NLI_PAIR, ("Yes", "Maybe", "No")),
+    "rte": Prompt(_CAUSAL_NLI_PAIR, ("Yes", "No")),
+    "qnli": Prompt(_CAUSAL_NLI_PAIR, ("Yes", "No")),
+    "qqp": Prompt(_CAUSAL_PARAPHRASE, ("No", "Yes")),
+    "mrpc": Prompt(_CAUSAL_PARAPHRASE, ("No", "Yes")),
+    "presuppositions_nli": Prompt(_CAUSAL_NLI_PAIR, ("Yes", "Maybe", "No")),
+    "epistemic_reasoning": Prompt(_CAUSAL_NLI_PAIR, ("Yes", "No")),
+}
+"""Built-in prompts for causal LMs (the mask ends the template); the same params overrides apply."""
+
 
 @dataclass(frozen=True)
 class _Part:
@@ -106,6 +135,30 @@ def parse_template(template: str) -> list[_Part]:
     return parts
 
 
+def check_causal_template(template: str) -> list[_Part]:
+    """Parse a template for a causal LM, which reads the label word as the next token after the prompt.
+
+    Args:
+        template: e.g. ``"{text_a} It was {mask}"``.
+
+    Returns:
+        The parts in order; the mask is the last field and only whitespace may follow it.
+
+    Raises:
+        PromptError: the template does not parse, or text follows the mask.
+    """
+    parts = parse_template(template)
+    mask = [p.field for p in parts].index("mask")
+    # Each part is the literal text before its field: what follows the mask is the later parts, fields included.
+    after = "".join(p.literal + (f"{{{p.field}}}" if p.field else "") for p in parts[mask + 1 :]).strip()
+    if after:
+        raise PromptError(
+            f"template {template!r} has text after {{mask}} ({after!r}): a causal LM reads the label word as the "
+            'next token after the prompt, so {mask} must end the template, e.g. "{text_a} It was {mask}"'
+        )
+    return parts
+
+
 def check_label_words(words: Any) -> tuple[str, ...]:
     """Label words as a tuple: two or more distinct non-empty strings without spaces, else PromptError."""
     ok = isinstance(words, list | tuple) and len(words) >= 2
@@ -115,31 +168,36 @@ def check_label_words(words: Any) -> tuple[str, ...]:
     return tuple(words)
 
 
-def task_prompt(params: dict, meta: dict) -> Prompt:
+def task_prompt(params: dict, meta: dict, causal: bool = False) -> Prompt:
     """The prompt of the task described by `meta`: the params' overrides, else the built-in one.
 
     Args:
         params: validated parameters (`fewshot.templates`, `fewshot.label_words`).
         meta: the task's meta.json (`task`, `label_names`, `is_regression`, `text_pair`).
+        causal: for a causal LM: the built-in prompt is the one of `BUILTIN_CAUSAL_PROMPTS`, and the template
+            must end with the mask.
 
     Returns:
         The checked Prompt, with one label word per class of the task.
 
     Raises:
         PromptError: a regression task, no prompt for the task, a label-word count that is not the class
-            count, or a template whose sentences do not match the task (pair or single).
+            count, a template whose sentences do not match the task (pair or single), or (causal) text after
+            the mask.
     """
     task = meta["task"]
     if meta.get("is_regression"):
         raise PromptError(f"task {task!r} is a regression task: prompt-based fine-tuning needs classes")
     section = params.get("fewshot") or {}
-    builtin = BUILTIN_PROMPTS.get(task)
+    builtin = (BUILTIN_CAUSAL_PROMPTS if causal else BUILTIN_PROMPTS).get(task)
     template = (section.get("templates") or {}).get(task) or (builtin and builtin.template)
     words = (section.get("label_words") or {}).get(task) or (builtin and builtin.label_words)
     if not template or not words:
         missing = "fewshot.templates" if not template else "fewshot.label_words"
-        raise PromptError(f"task {task!r} has no built-in prompt: set params key {missing}.{task}")
-    parts, words = parse_template(template), check_label_words(words)
+        kind = " for a causal LM" if causal else ""
+        raise PromptError(f"task {task!r} has no built-in prompt{kind}: set params key {missing}.{task}")
+    parts = check_causal_template(template) if causal else parse_template(template)
+    words = check_label_words(words)
     names = meta["label_names"]
     if len(words) != len(names):
         raise PromptError(

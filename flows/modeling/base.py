@@ -76,7 +76,7 @@ def autocast_dtype(setting: str, device: torch.device) -> torch.dtype | None:
 
 
 def prompt_mode(params: dict) -> bool:
-    """Whether the run fine-tunes through a prompt on the masked-LM head (`fewshot.prompt`)."""
+    """Whether the run fine-tunes through a prompt on the LM head, masked or causal (`fewshot.prompt`)."""
     return bool((params.get("fewshot") or {}).get("prompt"))
 
 

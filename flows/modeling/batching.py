@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import torch
 
 from .generation import GenerationEncoder
-from .prompting import PromptEncoder
+from .prompting import TemplateEncoder
 
 
 def text_length(example: dict) -> int:
@@ -33,7 +33,7 @@ def batches(
 def encode(chunk: list[dict], tokenizer, max_length: int) -> tuple[dict, torch.Tensor]:
     """Tokenise one batch of normalised examples (text_a, optional text_b, label)."""
     # prompt-based: each example rendered in its template; generation: source + target sequences
-    if isinstance(tokenizer, PromptEncoder | GenerationEncoder):
+    if isinstance(tokenizer, TemplateEncoder | GenerationEncoder):
         return tokenizer(chunk, max_length)
     pair = chunk[0].get("text_b") is not None
     inputs = tokenizer(

@@ -20,6 +20,7 @@ from ..data.prompts import task_prompt
 from .base import ModelError, hub_hint, pretrained_tokenizer, prompt_mode, resolve_model_path
 from .generation import GenerationEncoder, is_generation
 from .prompting import PromptEncoder, load_prompt_model
+from .prompting_causal import CausalPromptClassifier, CausalPromptEncoder
 
 ADAMIX_METHODS = ("adamix_adapter", "adamix_lora")
 FULL_MODEL_FILE = "model.safetensors"
@@ -68,19 +69,72 @@ def load_tokenizer(params: dict, meta: dict | None = None):
         except ValueError as err:
             raise ModelError(f"model {params['model']['name_or_path']!r}: {err}") from None
     if meta is not None and prompt_mode(params):
+        if prompt_head(params) == "causal":
+            return CausalPromptEncoder(tokenizer, task_prompt(params, meta, causal=True))
         return PromptEncoder(tokenizer, task_prompt(params, meta))
     return tokenizer
+
+
+def prompt_head(params: dict, path: str | Path | None = None) -> str:
+    """Which head `fewshot.prompt` reads the label words with, from the model's architecture.
+
+    Args:
+        params: validated parameters (`model.name_or_path`, `model.revision`).
+        path: a saved model folder to read instead (a fully fine-tuned run's artifact).
+
+    Returns:
+        ``"mlm"`` for an encoder with a masked-LM class (BERT, RoBERTa, ...: the mask token's logits, as
+        `flows.modeling.prompting`), ``"causal"`` for a decoder (GPT-2, Llama, SmolLM2: the next-token logits
+        after the prompt, `flows.modeling.prompting_causal`).
+
+    Raises:
+        ModelError: the config cannot be read, or the architecture has neither head.
+    """
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    config = _model_config(params, path)
+    # BERT-like encoders have a causal-LM class too, but only a checkpoint trained as a decoder can use it
+    if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False):
+        return "mlm"
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "causal"
+    raise ModelError(
+        f"model {params['model']['name_or_path']!r} ({config.model_type}) has neither a masked-LM nor a "
+        "causal-LM head: fewshot.prompt reads label words with one (e.g. roberta-large, or smollm2); set "
+        "fewshot.prompt: false to fine-tune a classification head"
+    )
+
+
+def load_prompt_classifier(params: dict, meta: dict, path: str | Path | None = None) -> nn.Module:
+    """The pretrained model read through the task's prompt, with the head `prompt_head` picks (no new head).
+
+    Args:
+        params: validated parameters.
+        meta: the task's meta.json.
+        path: a saved model folder (full fine-tuning's artifact) instead of `model.name_or_path`.
+
+    Returns:
+        A PromptClassifier (masked LM) or a CausalPromptClassifier (causal LM).
+    """
+    if prompt_head(params, path) == "mlm":
+        return load_prompt_model(params, meta, path)
+    encoder = load_tokenizer(params, meta)
+    return CausalPromptClassifier(load_causal_lm(params, path), encoder.label_word_ids)
 
 
 def load_base_model(params: dict, meta: dict) -> nn.Module:
     """The pretrained encoder with a fresh classification (or regression) head sized for the task.
 
-    With `fewshot.prompt`, the pretrained masked LM read through the task's prompt (flows.modeling.prompting): no new head.
+    With `fewshot.prompt`, the pretrained masked or causal LM read through the task's prompt
+    (`load_prompt_classifier`): no new head.
     """
     from transformers import AutoModelForSequenceClassification
 
     if prompt_mode(params):
-        return load_prompt_model(params, meta)
+        return load_prompt_classifier(params, meta)
     if is_generation(meta):
         return load_causal_lm(params)
     path = resolve_model_path(params["model"]["name_or_path"])
@@ -136,6 +190,17 @@ def load_causal_lm(params: dict, folder: str | Path | None = None) -> nn.Module:
     except (ValueError, KeyError, RuntimeError, SafetensorError) as err:
         raise ModelError(f"model {name!r} cannot be loaded: {_first_line(err)}") from None
     check_loading_info(name, model, info)
+    # The head's own parameters (a tied head is the embeddings' tensor and counts as the body's): a checkpoint of
+    # a sequence classifier has none, and a random head would make every next-token logit meaningless.
+    body = f"{model.base_model_prefix}."
+    missing = sorted(
+        {n for n, _ in model.named_parameters() if not n.startswith(body)} & set(info["missing_keys"])
+    )
+    if missing:
+        raise ModelError(
+            f"model {name!r} has no causal-LM head in its checkpoint (missing {missing[:4]}): its LM head would "
+            "be initialised at random; use a checkpoint saved as a causal LM"
+        )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id
     return model
@@ -147,21 +212,13 @@ def causal_lm_config(params: dict, path: str | Path | None = None):
     Raises:
         ModelError: the config cannot be read, or the model is an encoder (BERT, ...) that cannot generate.
     """
-    from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     )
 
     name = params["model"]["name_or_path"]
-    try:
-        config = AutoConfig.from_pretrained(
-            path or resolve_model_path(name), revision=None if path else params["model"].get("revision")
-        )
-    except OSError as err:
-        raise ModelError(hub_hint(name, err)) from None
-    except (ValueError, KeyError) as err:
-        raise ModelError(f"model {name!r} cannot be loaded: {_first_line(err)}") from None
+    config = _model_config(params, path)
     # BERT-like encoders have a causal-LM class too, but only a checkpoint trained as a decoder can use it
     encoder = config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(
         config, "is_decoder", False
@@ -172,6 +229,21 @@ def causal_lm_config(params: dict, path: str | Path | None = None):
             "model such as GPT-2, Llama or SmolLM2 (model.name_or_path: smollm2)"
         )
     return config
+
+
+def _model_config(params: dict, path: str | Path | None = None):
+    """The config of `model.name_or_path` (at `model.revision`), or of the saved folder `path`."""
+    from transformers import AutoConfig
+
+    name = params["model"]["name_or_path"]
+    try:
+        return AutoConfig.from_pretrained(
+            path or resolve_model_path(name), revision=None if path else params["model"].get("revision")
+        )
+    except OSError as err:
+        raise ModelError(hub_hint(name, err)) from None
+    except (ValueError, KeyError) as err:
+        raise ModelError(f"model {name!r} cannot be loaded: {_first_line(err)}") from None
 
 
 # Models whose positions start after the padding index: max_position_embeddings - (pad_token_id + 1) are usable.
@@ -303,7 +375,7 @@ def _load_run_model(params: dict, spec: Method, meta: dict, artifact_dir: Path) 
         from transformers import AutoModelForSequenceClassification
 
         if prompt_mode(params):
-            return load_prompt_model(params, meta, artifact_dir / "model")
+            return load_prompt_classifier(params, meta, artifact_dir / "model")
         if is_generation(meta):
             return load_causal_lm(params, artifact_dir / "model")
         return AutoModelForSequenceClassification.from_pretrained(artifact_dir / "model", dtype=torch.float32)

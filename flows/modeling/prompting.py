@@ -45,32 +45,27 @@ def label_word_ids(tokenizer, words: tuple[str, ...]) -> list[int]:
     return ids
 
 
-class PromptEncoder:
-    """Turns normalised examples into a padded batch of rendered prompts, each with exactly one mask token.
+class TemplateEncoder:
+    """Turns normalised examples into a padded batch of rendered prompts (the base of both prompt encoders).
 
-    Passed where the pipeline passes a tokenizer: `flows.modeling.batching.encode` calls it.
+    Passed where the pipeline passes a tokenizer: `flows.modeling.batching.encode` calls it. Subclasses say how
+    the mask is rendered (`render`) and what every tokenised row must hold (`_check`).
+
+    Args:
+        tokenizer: the model's tokenizer.
+        prompt: the task's template and label words.
+        parts: the parsed template.
     """
 
-    def __init__(self, tokenizer, prompt: Prompt) -> None:
-        if tokenizer.mask_token is None:
-            raise PromptError(
-                f"{type(tokenizer).__name__} has no mask token: prompts need a masked-LM tokenizer"
-            )
+    def __init__(self, tokenizer, prompt: Prompt, parts: list) -> None:
         self.tokenizer = tokenizer
         self.prompt = prompt
-        self.parts = parse_template(prompt.template)
+        self.parts = parts
         self.label_word_ids = label_word_ids(tokenizer, prompt.label_words)
 
     def render(self, texts: dict[str, str]) -> str:
-        """The template filled with the given sentence texts and the tokenizer's mask token."""
-        out = []
-        for part in self.parts:
-            out.append(part.literal)
-            if part.field == "mask":
-                out.append(self.tokenizer.mask_token)
-            elif part.field is not None:
-                out.append(texts[part.field])
-        return "".join(out)
+        """The template filled with the given sentence texts (and the mask, as the subclass renders it)."""
+        raise NotImplementedError
 
     def __call__(self, chunk: list[dict], max_length: int) -> tuple[dict, torch.Tensor]:
         """Tokenised prompts (dynamic padding) and class labels of one batch."""
@@ -83,19 +78,21 @@ class PromptEncoder:
                 if length > max_length:
                     rendered[i] = self.render(self._truncated(texts[i], length, max_length))
             inputs = self.tokenizer(rendered, padding=True, return_tensors="pt")
-        masks = (inputs["input_ids"] == self.tokenizer.mask_token_id).sum(1)
-        if not bool((masks == 1).all()):
-            row = int((masks != 1).nonzero()[0, 0])
-            raise PromptError(
-                f"prompt {rendered[row]!r} has {int(masks[row])} mask tokens after tokenisation, not 1"
-            )
+        self._check(inputs, rendered)
         return dict(inputs), torch.tensor([e["label"] for e in chunk], dtype=torch.long)
+
+    def _check(self, inputs: dict, rendered: list[str]) -> None:
+        """Raise PromptError for a tokenised batch the classifier cannot read (nothing to check by default)."""
+
+    def _clean(self, text: str) -> str:
+        """A sentence as it enters the template (the MLM encoder removes mask tokens from it)."""
+        return text
 
     def _texts(self, example: dict) -> dict[str, str]:
         texts = {}
         for part in self.parts:
             if part.field in ("text_a", "text_b"):
-                text = (example.get(part.field) or "").replace(self.tokenizer.mask_token, " ").strip()
+                text = self._clean(example.get(part.field) or "").strip()
                 if "nopunct" in part.modifiers and text[-1:] in PUNCTUATION:
                     text = text[:-1].rstrip()
                 if "lowerfirst" in part.modifiers:
@@ -127,6 +124,45 @@ class PromptEncoder:
             }
             length = len(self.tokenizer(self.render(cut), add_special_tokens=True)["input_ids"])
         return cut
+
+
+class PromptEncoder(TemplateEncoder):
+    """The masked-LM prompt encoder: each rendered prompt holds exactly one mask token.
+
+    Args:
+        tokenizer: a masked-LM tokenizer (it must have a mask token).
+        prompt: the task's template and label words.
+    """
+
+    def __init__(self, tokenizer, prompt: Prompt) -> None:
+        if tokenizer.mask_token is None:
+            raise PromptError(
+                f"{type(tokenizer).__name__} has no mask token: prompts need a masked-LM tokenizer"
+            )
+        super().__init__(tokenizer, prompt, parse_template(prompt.template))
+
+    def render(self, texts: dict[str, str]) -> str:
+        """The template filled with the given sentence texts and the tokenizer's mask token."""
+        out = []
+        for part in self.parts:
+            out.append(part.literal)
+            if part.field == "mask":
+                out.append(self.tokenizer.mask_token)
+            elif part.field is not None:
+                out.append(texts[part.field])
+        return "".join(out)
+
+    def _check(self, inputs: dict, rendered: list[str]) -> None:
+        masks = (inputs["input_ids"] == self.tokenizer.mask_token_id).sum(1)
+        if not bool((masks == 1).all()):
+            row = int((masks != 1).nonzero()[0, 0])
+            raise PromptError(
+                f"prompt {rendered[row]!r} has {int(masks[row])} mask tokens after tokenisation, not 1"
+            )
+
+    def _clean(self, text: str) -> str:
+        # a mask token typed in the text would be a second mask
+        return text.replace(self.tokenizer.mask_token, " ")
 
 
 @dataclass

@@ -55,3 +55,8 @@ def test_the_command_line_takes_resume(project, monkeypatch) -> None:
     monkeypatch.setattr(runner, "run_all", fake)
     assert runner.main(["--params", str(root / "params.yaml"), "--resume", "--no-track"]) == 0
     assert seen["resume"] is True and seen["track"] is False
+
+
+def test_runs_go_seed_by_seed_so_a_stopped_sweep_has_every_arm_at_the_same_seeds() -> None:
+    grid = [("t", m, s) for m in ("a.lr=1", "a.lr=2", "b") for s in (13, 21, 42)]
+    assert runner.seed_major(grid) == [("t", m, s) for s in (13, 21, 42) for m in ("a.lr=1", "a.lr=2", "b")]

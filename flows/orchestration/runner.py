@@ -46,6 +46,13 @@ def _one_run(params: dict, task: str, method: str, seed: int, track: bool, worke
     return f"{task}/{method}/seed{seed}", time.perf_counter() - started
 
 
+def seed_major(grid: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """The runs ordered seed by seed, every method (and rate) of the first seed before the next seed: a sweep
+    stopped part-way then holds every arm at the same seeds, ready to compare, and `--resume` finishes it."""
+    rank = {seed: i for i, seed in enumerate(dict.fromkeys(seed for _, _, seed in grid))}
+    return sorted(grid, key=lambda run: rank[run[2]])
+
+
 def run_all(
     params: dict, *, workers: int = 1, track: bool = True, skip_prepare: bool = False, resume: bool = False
 ) -> int:
@@ -77,6 +84,7 @@ def run_all(
             prepare(params, task)
             prepared.add(task)
         split_for_seed(params, task, seed)
+    grid = seed_major(grid)
     if resume:
         kept = len(grid)
         grid = [run for run in grid if not paths.result_path(*run).is_file()]

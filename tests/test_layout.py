@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("flows.data",),
     ("flows.config",),
     ("flows.modeling", "flows.report"),
+    ("flows.training",),  # the training loop, its state, checkpoints and data parallelism, on flows.modeling
     ("flows.stages",),
     ("flows.orchestration",),
 ]

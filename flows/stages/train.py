@@ -52,14 +52,7 @@ def train_run(
     setup = build_setup(run, method, meta, data, dp, task=task, seed=seed)
     # Resume: a checkpoint beside the run (written every train.checkpoint_every steps and at each epoch end)
     # restores weights, optimizer, scheduler, RNGs, batch order and history, once, here; other params are refused.
-    checkpoints = checkpoint.Checkpoints(
-        checkpoint.checkpoint_dir(paths.run_dir(task, method, seed, root)),
-        checkpoint.fingerprint(run, task, method, seed, checkpoint.data_hash(split)),
-        setup.model,
-        setup.optimizer,
-        setup.scheduler,
-        enabled=dp.is_main,  # data-parallel: rank 0 alone writes
-    )
+    checkpoints = _checkpoints(setup, split, task, method, seed, root)
     resumed = checkpoints.resume(setup.device)
     state = resumed or TrainState.fresh(seed, setup.total_steps, setup.device)
     if resumed:
@@ -92,6 +85,20 @@ def train_run(
             tracker.log_metrics({"seconds_total": seconds})
             tracker.log_artifact(out_dir / "history.json")
     return {**info, "seconds": seconds}
+
+
+def _checkpoints(
+    setup: Setup, split: Path, task: str, method: str, seed: int, root: Path | None
+) -> checkpoint.Checkpoints:
+    """The run's checkpoint: beside its run folder, for its params and data; rank 0 alone writes it."""
+    return checkpoint.Checkpoints(
+        checkpoint.checkpoint_dir(paths.run_dir(task, method, seed, root)),
+        checkpoint.fingerprint(setup.run, task, method, seed, checkpoint.data_hash(split)),
+        setup.model,
+        setup.optimizer,
+        setup.scheduler,
+        enabled=setup.dp.is_main,
+    )
 
 
 def _one_rate_params(params: dict, method: str) -> dict:

@@ -12,7 +12,7 @@ from torch import nn
 
 import adamix
 from adamix.consistency import default_task_loss
-from flows.stages.train import _optimizer as build_optimizer
+from flows.training.optim import build_optimizer
 
 from .models import MethodSpec
 
@@ -36,7 +36,7 @@ def random_batch(vocab: int, batch: int, length: int, seed: int, device: torch.d
 
 
 def make_optimizer(model: nn.Module) -> torch.optim.Optimizer:
-    """The pipeline's AdamW (flows/train.py: parameter groups, fused on CUDA) at a fixed rate."""
+    """The pipeline's AdamW (flows/training/optim.py: parameter groups, fused on CUDA) at a fixed rate."""
     return build_optimizer(model, lr=1e-4, weight_decay=0.1)
 
 
@@ -50,7 +50,8 @@ def make_train_step(
     grad_clip: float,
     forward: Callable | None = None,
 ) -> Callable[[], None]:
-    """One training step as flows/train.py runs it: forward (two views with consistency), backward, clip, AdamW.
+    """One training step as flows/training/loop.py runs it: forward (two views with consistency), backward,
+    clip, AdamW.
 
     No host synchronisation inside: the loss stays on the device.
     """

@@ -16,8 +16,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 import adamix
-from flows.modeling import distributed
-from flows.modeling.distributed import DataParallel
+from flows.training import distributed
+from flows.training.distributed import DataParallel
 
 SEED, EXAMPLES, BATCH, EPOCHS, FEATURES, LR = (
     13,

@@ -23,9 +23,10 @@ from flows import tracking
 from flows.config import __main__ as flow_params
 from flows.config import paths
 from flows.config.params import load_params
-from flows.modeling.checkpoint import checkpoint_dir
 from flows.orchestration import prefect_flow as pipeline
 from flows.stages import evaluate, fewshot, merge, prepare, train
+from flows.training import outputs
+from flows.training.checkpoint import checkpoint_dir
 
 METHOD = "adamix_adapter"
 
@@ -500,7 +501,7 @@ def test_crash_while_saving_the_run_leaves_nothing(project, root, monkeypatch: p
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(train, "save_run_model", boom)
+    monkeypatch.setattr(outputs, "save_run_model", boom)
     with pytest.raises(OSError, match="disk full"):
         train.train_run(project["params"], TASK, "lora", SEED, track=False)
     _absent(paths.run_dir(TASK, "lora", SEED, root))

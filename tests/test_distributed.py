@@ -18,8 +18,8 @@ from ddp_worker import SCENARIOS, SEED
 from safetensors.torch import load_file
 
 import adamix
-from flows.modeling import distributed
-from flows.modeling.distributed import DataParallel, DistributedError
+from flows.training import distributed
+from flows.training.distributed import DataParallel, DistributedError
 
 TOLERANCE = 1e-5  # float32: DDP's sum of shard gradients against one batch's
 

@@ -7,12 +7,12 @@ import pytest
 from tiny_models import tiny_classifier
 
 import adamix
-from flows.stages.train import _optimizer
+from flows.training.optim import build_optimizer
 
 
 def _groups(model) -> dict[float, set[str]]:
     names = {id(p): n for n, p in model.named_parameters()}
-    optimizer = _optimizer(model, 1e-3, 0.1)
+    optimizer = build_optimizer(model, 1e-3, 0.1)
     return {
         group["weight_decay"]: {names[id(p)] for p in group["params"]} for group in optimizer.param_groups
     }

@@ -16,8 +16,8 @@ from tiny_project import SEED, TASK, make_project, tool_env
 from flows import tracking
 from flows.config import paths
 from flows.config.params import load_params
-from flows.modeling.checkpoint import checkpoint_dir
 from flows.stages import fewshot, prepare
+from flows.training.checkpoint import checkpoint_dir
 
 METHOD = "adamix_adapter"  # random routing and dropout: the RNG states must come back too
 # Runs the train stage, but SIGKILLs itself just before optimizer step KILL_AT (a real crash: no cleanup runs).

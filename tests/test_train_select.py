@@ -17,6 +17,7 @@ from flows.config.params import ParamsError, load_params, validate
 from flows.data import load_split, read_meta
 from flows.modeling.models import load_run_model, load_tokenizer, method_spec
 from flows.stages import evaluate, fewshot, merge, prepare, train
+from flows.training import loop
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> d
 def test_best_epoch_weights_are_the_ones_saved(project: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """Validation peaks at epoch 1 of 3 (later epochs are reported 1.0 lower): the artifact is epoch 1's."""
     root, params = project["root"], project["params"]
-    real_score, calls, weights = train.score, [], []
+    real_score, calls, weights = loop.score, [], []
 
     def peak_at_epoch_one(model, *args, **kwargs):
         metrics = real_score(model, *args, **kwargs)
@@ -42,7 +43,7 @@ def test_best_epoch_weights_are_the_ones_saved(project: dict, monkeypatch: pytes
         weights.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
         return metrics if len(calls) == 1 else {k: v - 1.0 for k, v in metrics.items()}
 
-    monkeypatch.setattr(train, "score", peak_at_epoch_one)
+    monkeypatch.setattr(loop, "score", peak_at_epoch_one)  # the epoch end validates
     info = train.train_run(params, TASK, "adamix_adapter", SEED, root=root, track=False)
     assert len(calls) == 3 and info["selection"]["rule"] == "best" and info["selection"]["epoch"] == 1
     assert info["selection"]["validation"]["validation/accuracy"] == calls[0]["accuracy"]

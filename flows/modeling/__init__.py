@@ -9,5 +9,6 @@
 - `mlflow_model`: the deployed model of an evaluate run as an MLflow pyfunc, logged and registered;
   `served_model` / `served_generator`: the code MLflow runs to load and serve a classifier / a generator
   (models from code, standalone).
-- `distributed`: data-parallel training of one run (torchrun, DDP, shared routing).
+
+Training itself (the loop, its state, checkpoints, data parallelism) is `flows.training`.
 """

@@ -19,12 +19,12 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..atomic import staging_dir
 from ..config import paths
-from ..config.grid import run_params
 from ..config.params import ParamsError, load_params
 from ..report.ablations import (
     FOLDER,
@@ -39,18 +39,18 @@ from ..report.curves import SPREAD, TRAVEL, history_curves, learning_curves, tra
 from ..report.findings import findings, findings_section
 from ..report.nlg import FOLDER as NLG_FOLDER
 from ..report.nlg import nlg_outputs, nlg_section
-from ..report.paper import compare, comparison_csv, comparison_section
+from ..report.paper import Row, compare, comparison_csv, comparison_section
 from ..report.plots import (
     Cell,
     Table,
-    format_count,
     plot_curves,
     plot_placeholder,
     plot_scores,
     plot_training_curves,
 )
-from ..report.selection import format_rate, selection_section
-from ..report.stats import paired_tests, significance_csv, significance_section
+from ..report.selection import RateChoice, selection_section
+from ..report.stats import Paired, paired_tests, significance_csv, significance_section
+from ..report.tables import Column, main_table, modes_table, table_columns
 
 __all__ = ["METHOD_LABELS", "OUTPUTS", "ReportError", "build_report", "load_results", "main"]
 
@@ -79,38 +79,6 @@ OUTPUTS = (
     NLG_FOLDER,
 )
 """What build_report writes into the report folder, always: files, and the ablations/ folder (replaced whole)."""
-
-
-# -- tables ----------------------------------------------------------------------------------------------
-
-
-def _columns(tasks: list[str], data: Collected) -> list[tuple[str, str, str]]:
-    """(task, metric key, header) per column: each task's primary metric, then e.g. MNLI's mismatched split."""
-    columns = []
-    for task in tasks:
-        metric = data.primary[task]
-        columns.append((task, metric, f"{task} ({metric})"))
-        extra = sorted(
-            set(
-                data.summary.metric[
-                    (data.summary.task == task) & data.summary.metric.str.endswith("/" + metric)
-                ]
-            )
-        )
-        columns += [(task, key, f"{task} ({key.split('/')[0].removeprefix('test_')})") for key in extra]
-    return columns
-
-
-def _cells(
-    data: Collected, rows: list[tuple[str, str]], columns: list[tuple[str, str, str]], n: int
-) -> list[list[Cell]]:
-    """Cells of (method, mode) rows; with several tasks, a last cell averages the task columns (not extra splits)."""
-    table = []
-    for method, mode in rows:
-        cells = [Cell(*data.stats(task, method, mode, key), expected_n=n) for task, key, _ in columns]
-        means = [cell.mean for cell, (_, key, _) in zip(cells, columns, strict=True) if "/" not in key]
-        table.append(cells + ([Cell(sum(means) / len(means))] if len(means) > 1 else []))  # NaN if any is n/a
-    return table
 
 
 # -- the stage -------------------------------------------------------------------------------------------
@@ -154,77 +122,141 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
         ReportError: no results, a malformed result file, or a task/method of the params (or a value of an
             ablation grid on an ablation task) without any result.
     """
-    tasks, methods, seeds = list(params["tasks"]), list(params["methods"]), list(params["seeds"])
-    decimals, avg = params["report"]["decimals"], ["Avg"] if len(tasks) > 1 else []
+    report = _assemble(results_dir, params)
+    outputs = _outputs(report)
+    _write_all(Path(out_dir), outputs)
+    return _summary(report, out_dir, outputs)
+
+
+@dataclass(frozen=True)
+class _Report:
+    """What the report files are made of: the collected results, ablations, and the tables built on them."""
+
+    params: Mapping[str, Any]
+    data: Collected
+    ablations: Collected | None
+    grids: list[GridResult]
+    rate_choices: list[RateChoice]  # learning-rate choices (main methods, then ablation variants)
+    columns: list[Column]  # the main table's columns
+    label: dict[str, str]  # method -> the name the tables show
+    mode_rows: list[tuple[str, str]]  # (method, inference mode) of methods evaluated in several modes
+    main: Table
+    modes: Table
+    tests: list[Paired]  # each AdaMix method against the best baseline of each task
+    paper_rows: list[Row]  # the paper's published numbers beside ours
+
+    @property
+    def tasks(self) -> list[str]:
+        """The params' tasks, in table order."""
+        return list(self.params["tasks"])
+
+    @property
+    def methods(self) -> list[str]:
+        """The params' methods, in table order."""
+        return list(self.params["methods"])
+
+    @property
+    def decimals(self) -> int:
+        """Decimals of the tables' scores x 100."""
+        return self.params["report"]["decimals"]
+
+
+def _assemble(results_dir: str | Path, params: Mapping[str, Any]) -> _Report:
+    """Read the results (main runs and ablations) and build the tables and tests every output draws on."""
+    tasks, methods = list(params["tasks"]), list(params["methods"])
     records, rate_choices = load_results_and_rates(results_dir, params)
     data = collect(records, main_runs(params), params["report"]["primary_mode"])
     ablations, ablation_rates = collect_ablations_and_rates(results_dir, params)
     _check_primary_metrics(data, ablations)
     grids = grid_results(ablations, params)
-    columns = _columns(tasks, data)
+    columns = table_columns(tasks, data)
     label = {m: METHOD_LABELS.get(m, m) for m in methods} | {
         g.base: METHOD_LABELS.get(g.base, g.base) for g in grids
     }
-    counts = {
-        m: sorted({format_count(r["params"]["deployed"]) for r in data.records if r["method"] == m})
-        for m in methods
-    }
-    rates = {m: " / ".join(format_rate(lr) for lr in _rates(data.records, m, params)) for m in methods}
-    main = Table(
-        ["Method", "Params", "LR", *(header for _, _, header in columns), *avg],
-        [[label[m], " / ".join(counts[m]), rates[m]] for m in methods],
-        _cells(data, [(m, data.mode_of[m]) for m in methods], columns, len(seeds)),
-    )
-    task_columns = [column for column in columns if "/" not in column[1]]
+    main = main_table(data, params, columns, label)
     mode_rows = [(m, mode) for m in methods if len(data.modes(m)) > 1 for mode in data.modes(m)]
-    modes = Table(
-        ["Method", "Mode", *(header for _, _, header in task_columns), *avg],
-        [[label[m], mode] for m, mode in mode_rows],
-        _cells(data, mode_rows, task_columns, len(seeds)),
+    modes = modes_table(data, params, mode_rows, columns, label)
+    tests, paper_rows = paired_tests(data, tasks, methods), compare(data, params)
+    return _Report(
+        params,
+        data,
+        ablations,
+        grids,
+        rate_choices + ablation_rates,
+        columns,
+        label,
+        mode_rows,
+        main,
+        modes,
+        tests,
+        paper_rows,
     )
-    caption = (
-        f"Test scores x 100, mean ± std over seeds {', '.join(map(str, seeds))} ((n=k): only k runs found). "
+
+
+def _markdown(r: _Report) -> str:
+    """results.md: the main table, inference modes, missing runs, then every section of the report."""
+    params, decimals = r.params, r.decimals
+    caption = _caption(params)
+    markdown = f"# Results\n\n{caption}\n\n{r.main.markdown(decimals)}"
+    if r.mode_rows:
+        markdown += f"\n## AdaMix inference modes\n\nMerged experts vs routing at inference.\n\n{r.modes.markdown(decimals)}"
+    if r.data.missing:
+        markdown += f"\nMissing runs, left out of the means: {', '.join(r.data.missing)}.\n"
+    return (
+        markdown
+        + "\n"
+        + "\n".join(
+            [
+                nlg_section(r.data, r.methods, r.label, decimals),
+                selection_section(r.rate_choices, r.label, decimals),
+                ablation_markdown(r.grids, r.ablations, params, r.label),
+                significance_section(r.tests, r.methods, r.label, decimals),
+                comparison_section(r.paper_rows, r.data, params, r.label),
+                findings_section(findings(r.data, r.grids, r.ablations, params, r.label)),
+            ]
+        )
+    )
+
+
+def _caption(params: Mapping[str, Any]) -> str:
+    """The main table's caption (results.md and results.tex)."""
+    seeds = ", ".join(map(str, params["seeds"]))
+    return (
+        f"Test scores x 100, mean ± std over seeds {seeds} ((n=k): only k runs found). "
         f"AdaMix rows use {params['report']['primary_mode']} inference. Params: tunable parameters deployed after "
         "merging. LR: the learning rate (chosen on validation where several were trained). Best mean per column "
         "in bold."
     )
-    tests = paired_tests(data, tasks, methods)
-    paper_rows = compare(data, params)
-    markdown = f"# Results\n\n{caption}\n\n{main.markdown(decimals)}"
-    if mode_rows:
-        markdown += f"\n## AdaMix inference modes\n\nMerged experts vs routing at inference.\n\n{modes.markdown(decimals)}"
-    if data.missing:
-        markdown += f"\nMissing runs, left out of the means: {', '.join(data.missing)}.\n"
-    markdown += "\n" + "\n".join(
-        [
-            nlg_section(data, methods, label, decimals),
-            selection_section(rate_choices + ablation_rates, label, decimals),
-            ablation_markdown(grids, ablations, params, label),
-            significance_section(tests, methods, label, decimals),
-            comparison_section(paper_rows, data, params, label),
-            findings_section(findings(data, grids, ablations, params, label)),
-        ]
-    )
-    s = data.summary
-    modes_csv = s[(s.metric == s.task.map(data.primary)) & s.method.isin({m for m, _ in mode_rows})]
-    primary_cells = {
-        t: {m: row[i] for m, row in zip(methods, main.cells, strict=True)}
-        for i, (t, k, _) in enumerate(columns)
+
+
+def _primary_cells(r: _Report) -> dict[str, dict[str, Cell]]:
+    """task -> method -> the main table's cell of the task's primary metric (extra test splits left out)."""
+    return {
+        t: {m: row[i] for m, row in zip(r.methods, r.main.cells, strict=True)}
+        for i, (t, k, _) in enumerate(r.columns)
         if "/" not in k
     }
-    scores = {t: {m: (c.mean * 100, c.std * 100) for m, c in row.items()} for t, row in primary_cells.items()}
-    outputs: dict[str, str | Callable[[Path], None]] = {
-        "results.md": markdown,
+
+
+def _outputs(r: _Report) -> dict[str, str | Callable[[Path], None]]:
+    """Every output file: its text, or a function that draws it at a path (the plots)."""
+    data, tasks, methods, label, s = r.data, r.tasks, r.methods, r.label, r.data.summary
+    modes_csv = s[(s.metric == s.task.map(data.primary)) & s.method.isin({m for m, _ in r.mode_rows})]
+    scores = {
+        t: {m: (c.mean * 100, c.std * 100) for m, c in row.items()} for t, row in _primary_cells(r).items()
+    }
+    return {
+        "results.md": _markdown(r),
         "results.csv": data.tidy.to_csv(index=False, na_rep=""),
         "summary.csv": s.to_csv(index=False, na_rep=""),
-        "results.tex": main.latex(decimals, caption),
+        "results.tex": r.main.latex(r.decimals, _caption(r.params)),
         "inference_modes.csv": modes_csv[["method", "mode", "task", "metric", "mean", "std", "n"]].to_csv(
             index=False, na_rep=""
         ),
-        "inference_modes.png": lambda path: _plot_modes(data, mode_rows, tasks, label, path),
-        "significance.csv": significance_csv(tests),
-        "paper_comparison.csv": comparison_csv(paper_rows),
-        "metrics.json": _metrics_json(data, grids),
+        "inference_modes.png": lambda path: _plot_modes(data, r.mode_rows, tasks, label, path),
+        "significance.csv": significance_csv(r.tests),
+        "paper_comparison.csv": comparison_csv(r.paper_rows),
+        "metrics.json": _metrics_json(data, r.grids),
         "training_curves.png": lambda path: plot_training_curves(
             training_curves(data.records), tasks, methods, label, path
         ),
@@ -250,10 +282,14 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
             empty="no expert diagnostics",
         ),
         "scores.png": lambda path: plot_scores(scores, tasks, methods, label, "primary metric x 100", path),
-        **ablation_outputs(grids, ablations, params, label),
+        **ablation_outputs(r.grids, r.ablations, r.params, label),
         **nlg_outputs(data),
     }
-    _write_all(Path(out_dir), outputs)
+
+
+def _summary(r: _Report, out_dir: str | Path, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """build_report's return value: what was written and read, and the main table's primary scores."""
+    data, ablations = r.data, r.ablations
     return {
         "out_dir": str(out_dir),
         "files": list(OUTPUTS),
@@ -267,15 +303,9 @@ def build_report(results_dir: str | Path, out_dir: str | Path, params: Mapping[s
                 m: {"metric": data.primary[t], "mean": _finite(c.mean), "std": _finite(c.std), "n": c.n}
                 for m, c in row.items()
             }
-            for t, row in primary_cells.items()
+            for t, row in _primary_cells(r).items()
         },
     }
-
-
-def _rates(records: list[dict[str, Any]], method: str, params: Mapping[str, Any]) -> list[float]:
-    """The learning rates a method's runs used (results before the rate was recorded: the params' value)."""
-    found = {r["learning_rate"] for r in records if r["method"] == method and "learning_rate" in r}
-    return sorted(found) if found else [run_params(params, method)["train"]["learning_rate"]]
 
 
 def _check_primary_metrics(data: Collected, ablations: Collected | None) -> None:

@@ -31,7 +31,7 @@ from torch import nn
 import adamix
 
 from ..errors import InputError
-from .base import pick_device
+from ..modeling.base import pick_device
 
 
 class DistributedError(InputError):

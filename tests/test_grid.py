@@ -131,6 +131,7 @@ def test_a_grid_named_lr_must_vary_the_learning_rate(params: dict) -> None:
 
 def test_variants_of_a_method_swept_over_rates_are_swept_too(params: dict) -> None:
     params["train"]["learning_rate"] = [1.0e-3, 5.0e-3]
+    params["method_overrides"]["adapter"] = {"train": {"learning_rate": [1.0e-3, 5.0e-3]}}  # its own default
     params["ablations"]["grids"] = {
         "num_experts": {"method": "adamix_adapter", "key": "adamix.num_experts", "values": [2, 4]},
         "consistency": {"method": "adamix_adapter", "key": "train.consistency_weight", "values": [0.0]},

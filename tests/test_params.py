@@ -206,11 +206,12 @@ def test_cross_key_checks(params: dict) -> None:
 
 def test_run_params_applies_one_methods_overrides(params: dict) -> None:
     full = run_params(params, "full")
-    assert full["train"]["learning_rate"] == 5.0e-5 and full["adamix"]["bottleneck"] == 16
-    assert full["method_overrides"] == {"full": {"train": {"learning_rate": 5.0e-5}}}
+    assert full["train"]["learning_rate"] == 1.0e-4 and full["adamix"]["bottleneck"] == 16
+    assert full["method_overrides"] == {"full": {"train": {"learning_rate": 1.0e-4}}}
     assert run_params(params, "adamix_lora")["adamix"]["bottleneck"] == 4
-    adapter = run_params(params, "adapter")
-    assert adapter["method_overrides"] == {} and adapter["train"] == params["train"]
+    adamix_adapter = run_params(params, "adamix_adapter")
+    assert adamix_adapter["method_overrides"] == {} and adamix_adapter["train"] == params["train"]
+    assert run_params(params, "adapter")["train"]["learning_rate"] == 1.0e-2
     validate(full)  # still a complete, valid params dict
     assert params == DEFAULTS  # input untouched
     with pytest.raises(ParamsError, match="unknown method 'bitfit'"):

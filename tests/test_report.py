@@ -113,7 +113,7 @@ def test_main_table_mean_and_sample_std(results: Path, tmp_path: Path, params: d
     assert rows == [
         "| AdaMix Adapter | 0.31M | 5e-03 | **81.0 ± 1.4** | 62.0 ± 2.8 | 61.0 ± 2.8 | **71.5** |"
     ]
-    assert "| Full fine-tuning | 22.7M | 5e-05 | 70.0 ± 0.0 | 52.0 ± 2.8 | 51.0 ± 2.8 | 61.0 |" in lines
+    assert "| Full fine-tuning | 22.7M | 1e-04 | 70.0 ± 0.0 | 52.0 ± 2.8 | 51.0 ± 2.8 | 61.0 |" in lines
     assert "| LoRA | 0.31M | 4e-03 | 77.0 ± 2.8 | **64.0 ± 2.8** | **63.0 ± 2.8** | 70.5 |" in lines
     method_rows = [
         line.split(" | ")[0] for line in lines if line.startswith(("| AdaMix", "| LoRA", "| Full"))
@@ -241,7 +241,7 @@ def test_undefined_metric_prints_na(results: Path, tmp_path: Path, params: dict)
         _write(results, record)
     build_report(results, tmp_path / "out", params)
     markdown = (tmp_path / "out" / "results.md").read_text()
-    assert "| Full fine-tuning | 22.7M | 5e-05 | n/a | 52.0 ± 2.8 | 51.0 ± 2.8 | n/a |" in markdown
+    assert "| Full fine-tuning | 22.7M | 1e-04 | n/a | 52.0 ± 2.8 | 51.0 ± 2.8 | n/a |" in markdown
     assert "nan" not in markdown.lower()
     assert (
         json.loads((tmp_path / "out" / "metrics.json").read_text())["rotten_tomatoes"]["full"]["accuracy"]

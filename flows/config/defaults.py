@@ -67,9 +67,10 @@ DEFAULTS: dict[str, Any] = {
         "init_std": None,
     },
     "method_overrides": {
-        "adamix_lora": {"adamix": {"bottleneck": 4}, "train": {"learning_rate": 4.0e-3}},
+        "adamix_lora": {"adamix": {"bottleneck": 4}, "train": {"learning_rate": 2.0e-3}},
+        "adapter": {"train": {"learning_rate": 1.0e-2}},
         "lora": {"adamix": {"bottleneck": 4}, "train": {"learning_rate": 4.0e-3}},
-        "full": {"train": {"learning_rate": 5.0e-5}},
+        "full": {"train": {"learning_rate": 1.0e-4}},
     },
     "evaluate": {"inference_modes": ["merge", "random", "fixed"]},
     "generation": {

@@ -175,7 +175,7 @@ class TrainSection(_Section):
     batch_size: PositiveInt = Field(description="training examples per batch")
     eval_batch_size: PositiveInt = Field(description="examples per batch at evaluation")
     learning_rate: LearningRates = Field(
-        description="peak learning rate (LoRA and full set theirs in method_overrides); a list trains every "
+        description="peak learning rate (methods with a method_overrides entry for it set their own); a list trains every "
         "value as <method>.lr=<value> and the report keeps the best mean validation score"
     )
     max_length: PositiveInt = Field(description="tokens per example after truncation")

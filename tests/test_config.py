@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from adamix import AdaMixConfig
 from adamix.config import matches_target
@@ -92,3 +94,25 @@ def test_explicit_targets_match_by_suffix_or_regex():
     assert not matches_target("a.b.myquery", ["query"])
     assert matches_target("a.b.query", r".*\.(query|value)")
     assert not matches_target("a.b.query.x", r".*\.(query|value)")
+
+
+_PROFILES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "profiles").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("profile", _PROFILES)
+def test_a_profile_rate_reaches_every_method_it_does_not_override(profile: str) -> None:
+    """params.yaml's method_overrides would silently beat a profile's `train.learning_rate` for the methods it
+    names: a profile that sets the rate must name its own rate for every such method it trains."""
+    root = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((root / "profiles" / f"{profile}.yaml").read_text(encoding="utf-8")) or {}
+    rate = (raw.get("train") or {}).get("learning_rate")
+    if rate is None:
+        pytest.skip("the profile keeps the default rates")
+    from flows.config.grid import run_params
+    from flows.config.params import load_params
+
+    params = load_params(root / "params.yaml", profile)
+    own = raw.get("method_overrides") or {}
+    for method in params["methods"]:
+        if "learning_rate" not in ((own.get(method) or {}).get("train") or {}):
+            assert run_params(params, method)["train"]["learning_rate"] == rate, method

@@ -69,7 +69,11 @@ def tiny_params(root: Path, model_dir: Path, methods=ADAMIX[:1], seeds=(SEED,), 
         },
         "tracking": {"experiment": f"tiny-{uuid.uuid4().hex[:10]}"},
     }
-    return deep_merge(deep_merge(DEFAULTS, base), sections)
+    merged = deep_merge(DEFAULTS, base)
+    # Both adapter methods train at `train.learning_rate` here (params.yaml gives the adapter a rate of its own),
+    # so that a test setting that rate sets it for every method but LoRA and full.
+    merged["method_overrides"].pop("adapter", None)
+    return deep_merge(merged, sections)
 
 
 def make_project(root: Path, model_dir: Path, **kwargs: Any) -> Path:

@@ -99,7 +99,8 @@ def write_scores(results: Path, scores: dict[tuple[str, str], tuple[float, ...]]
 def report_params(**top) -> dict:
     """Full default params with top-level keys replaced (tasks, methods, seeds, ablations, ...)."""
     params = copy.deepcopy(DEFAULTS)
-    params["method_overrides"].pop("adapter", None)  # both adapter methods at `train.learning_rate`, as tests set it
+    # Both adapter methods at `train.learning_rate`, as the tests set it (params.yaml gives the adapter its own).
+    params["method_overrides"].pop("adapter", None)
     params["seeds"] = list(SEEDS)
     params.update(copy.deepcopy(top))
     return params

@@ -55,3 +55,8 @@ def test_the_command_line_reads_result_files(tmp_path, capsys) -> None:
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "seed13.json").write_text(json.dumps({"seed": 13}))
     assert power.main([str(tmp_path / "old"), str(tmp_path / "b")]) == 2
+    other = json.loads((tmp_path / "a" / "seed21.json").read_text())
+    other["labels"]["test"] = pack_values([1 - y for y in labels])  # seed 21 scored on other examples
+    (tmp_path / "a" / "seed21.json").write_text(json.dumps(other))
+    assert power.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "tested on other examples" in capsys.readouterr().err

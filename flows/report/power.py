@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import unpack_values
+from .study import per_example_correctness
 
 
 @dataclass(frozen=True)
@@ -66,18 +66,22 @@ def components(diff: np.ndarray) -> Components:
     )
 
 
-def correctness(run_dir: Path, mode: str | None = None, split: str = "test") -> dict[int, np.ndarray]:
-    """seed -> per-example correctness on `split` from the result files seed<N>.json of one run method."""
-    out = {}
-    for path in sorted(run_dir.glob("seed*.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if "predictions" not in record:
-            raise ValueError(f"{path}: no per-example predictions (written before they were kept)")
-        modes = record["predictions"]
-        chosen = mode if mode in modes else "merge" if "merge" in modes else next(iter(modes))
-        predicted = unpack_values(modes[chosen][split])
-        out[int(record["seed"])] = (predicted == unpack_values(record["labels"][split])).astype(float)
-    return out
+def correctness(run_dir: Path, mode: str | None = None) -> dict[int, np.ndarray]:
+    """seed -> per-example test correctness from the result files seed<N>.json of one run method, in `mode`
+    (default: merge where the files have it, else their one mode); checked as a study checks an arm.
+
+    Raises:
+        ValueError: no result files, files without per-example predictions, or seeds tested on other examples.
+    """
+    records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(run_dir.glob("seed*.json"))]
+    if not records:
+        raise ValueError(f"{run_dir}: no result files (seed<N>.json)")
+    modes = records[0].get("predictions") or {}
+    chosen = mode if mode in modes else "merge" if "merge" in modes else next(iter(modes), "")
+    correct, _, why = per_example_correctness(records, chosen, "accuracy", run_dir.name)
+    if why:
+        raise ValueError(f"{run_dir}: {why}")
+    return correct
 
 
 def main(argv: list[str] | None = None) -> int:

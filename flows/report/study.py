@@ -167,7 +167,9 @@ def load_arm(
     data = collect(records, [(task, method, s) for s in seeds], params["report"]["primary_mode"])
     steps = max(int(h.get("step") or 0) for r in records for h in r["history"])
     last_kept = sum(1 for r in records if (r.get("selection") or {}).get("epoch") == len(r["history"]))
-    correct, labels, why = _per_example(records, data.mode_of[method], data.primary[task], spec["name"])
+    correct, labels, why = per_example_correctness(
+        records, data.mode_of[method], data.primary[task], spec["name"]
+    )
     return Arm(
         name=spec["name"],
         budget=spec["budget"],
@@ -187,7 +189,7 @@ def load_arm(
     )
 
 
-def _per_example(
+def per_example_correctness(
     records: Sequence[Mapping[str, Any]], mode: str, metric: str, name: str
 ) -> tuple[dict[int, np.ndarray], np.ndarray | None, str]:
     """seed -> 1/0 per test example in `mode`, the gold labels, and why there are none ("" when there are).

@@ -37,6 +37,13 @@ def validation_score(record: Mapping[str, Any]) -> float:
     return float(found[-1]) if found else math.nan
 
 
+def mean_validation(records: Sequence[Mapping[str, Any]], task: str, method: str) -> tuple[float, int]:
+    """(mean validation score, runs with one) of a run method's records on a task; NaN when none has one."""
+    values = [validation_score(r) for r in records if r["task"] == task and r["method"] == method]
+    finite = [v for v in values if math.isfinite(v)]
+    return (sum(finite) / len(finite) if finite else math.nan), len(finite)
+
+
 Owner = tuple[str, str]  # (task, run method trained at several rates)
 
 
@@ -95,11 +102,7 @@ def choose_rates(
     for task, method in owners:
         scores: dict[float, tuple[float, int]] = {}
         for variant in lr_variants(params, method):
-            values = [
-                validation_score(r) for r in records if r["task"] == task and r["method"] == variant.method
-            ]
-            finite = [v for v in values if math.isfinite(v)]
-            scores[float(variant.value)] = (sum(finite) / len(finite) if finite else math.nan, len(finite))
+            scores[float(variant.value)] = mean_validation(records, task, variant.method)
         chosen, tied = _best_rate(scores)
         choices.append(RateChoice(task, method, scores, chosen, tied))
         for r in records:

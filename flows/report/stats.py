@@ -17,7 +17,7 @@ from scipy import stats
 
 from ..config.grid import base_method
 from .collect import Collected
-from .selection import validation_score
+from .selection import mean_validation
 
 
 def is_adamix(method: str) -> bool:
@@ -104,12 +104,8 @@ def paired_tests(data: Collected, tasks: Sequence[str], methods: Sequence[str]) 
 
 def _best_on_validation(data: Collected, task: str, baselines: Sequence[str]) -> list[str]:
     """[the baseline with the best mean validation score], or all of them when none has one."""
-    means = {}
-    for method in baselines:
-        values = [validation_score(r) for r in data.records if r["task"] == task and r["method"] == method]
-        finite = [v for v in values if math.isfinite(v)]
-        if finite:
-            means[method] = sum(finite) / len(finite)
+    found = {method: mean_validation(data.records, task, method) for method in baselines}
+    means = {method: mean for method, (mean, n) in found.items() if n}
     return [max(means, key=means.get)] if means else list(baselines)
 
 

@@ -177,6 +177,12 @@ def test_malformed_params_yaml_names_file_and_line(project, root, tmp_path, caps
     _fails(capsys, train.main, _train_argv(tmp_path / "missing.yaml"), "missing.yaml", "no such params file")
 
 
+_ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n"
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
 @pytest.mark.parametrize(
     ("profile", "named"),
     [
@@ -184,8 +190,13 @@ def test_malformed_params_yaml_names_file_and_line(project, root, tmp_path, caps
         ("train:\n  epoch: 1\n", ["unknown key 'train.epoch'"]),
         ("- a\n- b\n", ["mapping"]),
         ("train: 3\n", ["'train' must be a mapping"]),
+        # issue 22 item 8: a 9^9-value alias bomb hung every command at 2-4 GB; 100k-deep nesting and a
+        # trillion epochs gave tracebacks (RecursionError; the allocator, for a loss per step)
+        (_ALIAS_BOMB, ["invalid YAML", "aliases expand to more than 100,000 values"]),
+        ("train: " + "[" * 100_000 + "]" * 100_000 + "\n", ["invalid YAML", "nested too deeply"]),
+        ("train:\n  epochs: 1e12\n", ["'train.epochs'", "an int from 1 to 10000"]),
     ],
-    ids=["bad-yaml", "unknown-key", "not-a-mapping", "section-not-a-mapping"],
+    ids=["bad-yaml", "unknown-key", "not-a-mapping", "section-not-a-mapping", "alias-bomb", "deep", "epochs"],
 )
 def test_malformed_profile_is_named(project, root, tmp_path, capsys, profile, named) -> None:
     profile_file = tmp_path / "broken.yaml"

@@ -188,6 +188,21 @@ def test_e2e_empty_reference_or_bad_mr_names_the_file_and_row(tmp_path):
         _prepare("e2e_nlg", tmp_path, e2e_dir=str(root))
 
 
+def test_unreadable_e2e_csv_files_name_the_file(tmp_path):
+    """Issue 22 item 8: a latin-1 file and an MR past the csv field limit gave tracebacks; a header-only test
+    file passed prepare, split, train and merge and failed only at evaluate."""
+    root = _e2e_dir(tmp_path / "e2e")
+    (root / "devset.csv").write_bytes("mr,ref\nname[Caf\xe9],Caf\xe9.\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"devset\.csv: line 2 is not UTF-8 text"):
+        _prepare("e2e_nlg", tmp_path, e2e_dir=str(root))
+    _e2e_dir(root, test_rows=[(f"name[{'x' * 140_000}]", "A ref.")])
+    with pytest.raises(DataError, match=r"testset_w_refs\.csv: not a readable csv file \(field larger"):
+        _prepare("e2e_nlg", tmp_path, e2e_dir=str(root))
+    _write_csv(root / "testset_w_refs.csv", [])
+    with pytest.raises(DataError, match=r"testset_w_refs\.csv: no rows after the header"):
+        _prepare("e2e_nlg", tmp_path, e2e_dir=str(root))
+
+
 def test_missing_local_folders_name_their_params_key(tmp_path):
     with pytest.raises(DataError, match=r"data\.e2e_dir: .* lacks trainset\.csv, devset\.csv"):
         _prepare("e2e_nlg", tmp_path, e2e_dir=str(tmp_path / "nowhere"))
@@ -313,6 +328,13 @@ def test_webnlg_entry_without_references_names_file_and_entry(tmp_path):
     splits["test.json"].append(_webnlg_entry([("A", "b", "C")], []))
     _write_webnlg(tmp_path / "webnlg", splits)
     with pytest.raises(DataError, match=r"test\.json, entry 2: no lexicalisations"):
+        _prepare("webnlg", tmp_path, webnlg_dir=str(tmp_path / "webnlg"))
+    splits["test.json"][-1] = _webnlg_entry([("A", 7, "C")], [("good", "A is C.")])  # accepted, before
+    _write_webnlg(tmp_path / "webnlg", splits)
+    with pytest.raises(DataError, match=r"test\.json, entry 2: every triple must have a text subject"):
+        _prepare("webnlg", tmp_path, webnlg_dir=str(tmp_path / "webnlg"))
+    (tmp_path / "webnlg" / "test.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(DataError, match=r"test\.json: not a readable JSON file \(nested too deeply\)"):
         _prepare("webnlg", tmp_path, webnlg_dir=str(tmp_path / "webnlg"))
     (tmp_path / "webnlg" / "dev.json").write_text('{"not": "entries"}', encoding="utf-8")
     with pytest.raises(DataError, match=r"dev\.json: expected an object with an 'entries' list"):

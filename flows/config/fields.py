@@ -100,6 +100,9 @@ PositiveInt = Annotated[int, Field(ge=1), Expect("an int >= 1")]
 NaturalInt = Annotated[int, Field(ge=0), Expect("an int >= 0")]
 OptionalPositiveInt = Annotated[PositiveInt | None, Expect("null or an int >= 1")]
 Decimals = Annotated[int, Field(ge=0, le=6), Expect("an int from 0 to 6")]
+# The loop keeps one loss per step (a float32 tensor of epochs x steps per epoch): `epochs: 1e12` must be a
+# config error, not an allocator traceback. 10,000 passes is far past any schedule of the paper.
+Epochs = Annotated[int, Field(ge=1, le=10_000), Expect("an int from 1 to 10000")]
 # Numbers: strict floats take ints (`consistency_weight: 0`) but never bools or strings, and must be finite.
 PositiveNumber = Annotated[float, Field(gt=0, allow_inf_nan=False), Expect("a number > 0")]
 NonNegativeNumber = Annotated[float, Field(ge=0, allow_inf_nan=False), Expect("a number >= 0")]

@@ -32,6 +32,49 @@ class _Loader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def compose_document(self) -> yaml.Node:
+        document = super().compose_document()
+        if _expanded_size(document) > MAX_EXPANDED_NODES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"its aliases expand to more than {MAX_EXPANDED_NODES:,} values (an alias bomb?)",
+                document.start_mark,
+            )
+        return document
+
+
+# A params file has a few hundred values; a 450-byte "billion laughs" file expands to 9^9 of them, which a
+# loader builds as shared objects but every later deep copy and validation writes out in full.
+MAX_EXPANDED_NODES = 100_000
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes `root` holds with every alias written out, counted without writing them out (each node
+    once, bottom-up, capped just past the budget); a node that contains itself counts as over budget."""
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        children = _children(node)
+        if children_done:
+            sizes[id(node)] = min(MAX_EXPANDED_NODES + 1, 1 + sum(sizes[id(child)] for child in children))
+            visiting.discard(id(node))
+        elif id(node) in visiting:  # reached again from inside itself
+            return MAX_EXPANDED_NODES + 1
+        elif id(node) not in sizes:
+            visiting.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
@@ -45,6 +88,8 @@ def read_yaml(path: Path, *, allow_empty: bool = False) -> dict[str, Any]:
         raise ParamsError(f"{path}: no such params file")
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (safe loader subclass)
+    except RecursionError:
+        raise ParamsError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

@@ -27,6 +27,7 @@ from .fields import (
     Cron,
     Decimals,
     Device,
+    Epochs,
     ExpertInit,
     Flag,
     Fraction,
@@ -171,7 +172,7 @@ class FewshotSection(_Section):
 class TrainSection(_Section):
     """Training of every run (a method may override keys in method_overrides)."""
 
-    epochs: PositiveInt = Field(description="passes over the training data")
+    epochs: Epochs = Field(description="passes over the training data")
     batch_size: PositiveInt = Field(description="training examples per batch")
     eval_batch_size: PositiveInt = Field(description="examples per batch at evaluation")
     learning_rate: LearningRates = Field(

@@ -122,6 +122,8 @@ def _folder(configured: str | os.PathLike | None, key: str, files: tuple[str, ..
 def _load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DataError(f"{path}: not a readable JSON file (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise DataError(f"{path}: not a readable JSON file ({error})") from error
 
@@ -148,15 +150,39 @@ def _read_e2e(data_cfg: dict) -> tuple[_Splits, str, int]:
 
 
 def _read_e2e_csv(path: Path) -> list[Example]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in ("mr", "ref") if column not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(
-                f"{path}: missing column(s) {missing} (the E2E csv files have 'mr' and 'ref'); "
-                f"found {reader.fieldnames or 'no header'}"
-            )
-        return [_e2e_pair(row["mr"], row["ref"], f"{path}, row {n}") for n, row in enumerate(reader, 1)]
+    """One E2E csv file's pairs; a file that is not UTF-8, has a field past the csv module's limit (131,072
+    characters: no MR or reference is near it) or has no row after its header is a DataError naming it."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(_e2e_rows(path, csv.DictReader(handle)))
+    except UnicodeDecodeError:
+        raise DataError(
+            f"{path}: line {_first_non_utf8_line(path)} is not UTF-8 text (the E2E files are)"
+        ) from None
+    except csv.Error as error:
+        raise DataError(f"{path}: not a readable csv file ({error})") from None
+    if not rows:
+        raise DataError(f"{path}: no rows after the header")
+    return [_e2e_pair(row["mr"], row["ref"], f"{path}, row {n}") for n, row in enumerate(rows, 1)]
+
+
+def _first_non_utf8_line(path: Path) -> int:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return data.count(b"\n", 0, error.start) + 1
+    return 0
+
+
+def _e2e_rows(path: Path, reader: csv.DictReader) -> csv.DictReader:
+    missing = [column for column in ("mr", "ref") if column not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {missing} (the E2E csv files have 'mr' and 'ref'); "
+            f"found {reader.fieldnames or 'no header'}"
+        )
+    return reader
 
 
 def _e2e_pair(mr: Any, ref: Any, where: str) -> Example:
@@ -232,10 +258,10 @@ def _webnlg_pairs(path: Path) -> tuple[list[Example], int]:
             raise DataError(f"{where}: 'modifiedtripleset' must be a non-empty list of triples")
         if not isinstance(lexicalisations, list) or not lexicalisations:
             raise DataError(f"{where}: no lexicalisations (every entry needs at least one reference)")
-        try:
-            source = linearise_triples((t["subject"], t["property"], t["object"]) for t in triples)
-        except KeyError as error:
-            raise DataError(f"{where}: a triple lacks {error}") from error
+        parts = [tuple(t.get(key) for key in ("subject", "property", "object")) for t in triples]
+        if not all(isinstance(part, str) for triple in parts for part in triple):
+            raise DataError(f"{where}: every triple must have a text subject, property and object")
+        source = linearise_triples(parts)  # type: ignore[arg-type]
         good = [lex for lex in lexicalisations if isinstance(lex, dict) and lex.get("comment") == "good"]
         if not good:
             without_good += 1
